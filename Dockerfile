@@ -1,0 +1,22 @@
+# mlplatform image: user code for the Dagster code location, the run pods the
+# K8sRunLauncher starts, and (since mlflow is a dependency) the MLflow server.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+# The install is editable and the package finds its pyproject.toml at runtime,
+# so the source tree must stay here.
+WORKDIR /opt/mlplatform
+
+# README.md is the project's `readme`; setuptools needs it to build metadata.
+COPY pyproject.toml constraints.txt README.md workspace.yaml ./
+COPY mlplatform/ mlplatform/
+
+RUN pip install -c constraints.txt -e . \
+ && mkdir -p /data/mlplatform
+
+# No CMD: the Helm chart (dagster api grpc ...) and k8s/mlflow.yaml (mlflow server ...)
+# set the command for each workload.

@@ -1,0 +1,67 @@
+"""Loader for the IBM Telco customer-churn CSV, mapped onto the platform's churn concepts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+CONTRACT_MAP = {"Month-to-month": "monthly", "One year": "annual", "Two year": "multi-year"}
+YES_NO = {"Yes": True, "No": False}
+RENAMES = {
+    "customerID": "customer_id",
+    "tenure": "tenure_months",
+    "MonthlyCharges": "monthly_spend",
+    "TotalCharges": "total_spend",
+    "Contract": "contract_type",
+    "SeniorCitizen": "is_senior",
+    "Partner": "has_partner",
+    "Dependents": "has_dependents",
+    "PaperlessBilling": "paperless_billing",
+    "InternetService": "internet_service",
+    "TechSupport": "tech_support",
+    "OnlineSecurity": "online_security",
+    "PaymentMethod": "payment_method",
+    "Churn": "churned",
+}
+
+
+class SourceError(ValueError):
+    """A source file cannot be read as the data set it claims to be; names the file."""
+
+
+def load_telco_csv(path: str | Path) -> pd.DataFrame:
+    """Reads the Telco CSV and maps it to the spec's column names and value vocabularies.
+
+    ``TotalCharges`` is blank for customers with tenure 0; it becomes missing (not an error),
+    and the spec declares ``total_spend`` nullable. Unrecognised Contract or Yes/No values are
+    kept as they are so that validation reports them with their row numbers.
+
+    Args:
+        path: Location of the CSV file.
+
+    Returns:
+        The mapped frame, one row per customer.
+
+    Raises:
+        SourceError: The file is missing, unreadable or lacks expected columns.
+    """
+    path = Path(path)
+    try:
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise SourceError(f"{path}: cannot read the Telco CSV: {exc}") from exc
+    missing = sorted(set(RENAMES) - set(raw.columns))
+    if missing:
+        raise SourceError(f"{path}: missing column(s) {', '.join(missing)}")
+    frame = raw[list(RENAMES)].rename(columns=RENAMES)
+    frame["tenure_months"] = pd.to_numeric(frame["tenure_months"], errors="coerce")
+    frame["monthly_spend"] = pd.to_numeric(frame["monthly_spend"], errors="coerce")
+    # Blank strings mean "no charges yet"; anything else that is not a number stays visible.
+    total = frame["total_spend"].str.strip()
+    frame["total_spend"] = pd.to_numeric(total.where(total != ""), errors="coerce")
+    frame["contract_type"] = frame["contract_type"].map(CONTRACT_MAP).fillna(frame["contract_type"])
+    frame["is_senior"] = frame["is_senior"].map({"1": True, "0": False}).fillna(frame["is_senior"])
+    for column in ("has_partner", "has_dependents", "paperless_billing", "churned"):
+        frame[column] = frame[column].map(YES_NO).fillna(frame[column])
+    return frame

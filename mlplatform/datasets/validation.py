@@ -1,0 +1,198 @@
+"""Enforces a data-set spec on a frame: schema, types, nulls, ranges, domains and unique ids.
+
+Invalid rows never pass silently: hard violations raise ``DataValidationError`` with the source,
+column, rule, row numbers and offending values; soft findings (unseen categories in a column whose
+domain is not strict) are returned as warnings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from mlplatform.datasets.spec import ColumnSpec, DatasetSpec
+
+SAMPLE_SIZE = 5
+_TRUE = {"true", "1", "yes", "y", "t"}
+_FALSE = {"false", "0", "no", "n", "f"}
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One broken rule.
+
+    Attributes:
+        column: Column concerned ("<table>" for table-level rules).
+        rule: Short rule name, e.g. "not_null", "range", "domain", "unique", "type".
+        count: Number of offending rows.
+        rows: Sample of offending row positions (0-based, in source order).
+        values: Sample of offending values.
+        detail: Human-readable explanation.
+    """
+
+    column: str
+    rule: str
+    count: int
+    rows: tuple[int, ...] = ()
+    values: tuple[str, ...] = ()
+    detail: str = ""
+
+    def describe(self) -> str:
+        """One line naming column, rule, count, rows and values."""
+        where = f" at rows {list(self.rows)}" if self.rows else ""
+        values = f" (values {list(self.values)})" if self.values else ""
+        return f"column '{self.column}': {self.detail} [{self.rule}, {self.count} row(s)]{where}{values}"
+
+
+@dataclass
+class ValidationReport:
+    """The outcome of validating one frame against a spec."""
+
+    source: str
+    rows: int
+    errors: list[Violation] = field(default_factory=list)
+    warnings: list[Violation] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when no hard rule is broken."""
+        return not self.errors
+
+    def summary(self) -> str:
+        """Multi-line description of every error and warning."""
+        lines = [f"{self.source}: {self.rows} rows, {len(self.errors)} error(s), "
+                 f"{len(self.warnings)} warning(s)"]
+        lines += [f"  ERROR {v.describe()}" for v in self.errors]
+        lines += [f"  WARN  {v.describe()}" for v in self.warnings]
+        return "\n".join(lines)
+
+
+class DataValidationError(ValueError):
+    """Rows break the data-set spec; the message names the source, columns, rows and values."""
+
+    def __init__(self, report: ValidationReport):
+        super().__init__(report.summary())
+        self.report = report
+
+
+def _violation(column: str, rule: str, mask: pd.Series, values: pd.Series, detail: str):
+    positions = np.flatnonzero(mask.to_numpy())
+    sample = positions[:SAMPLE_SIZE]
+    return Violation(
+        column=column,
+        rule=rule,
+        count=int(len(positions)),
+        rows=tuple(int(p) for p in sample),
+        values=tuple(str(values.iloc[p]) for p in sample),
+        detail=detail,
+    )
+
+
+def _coerce_bool(raw: pd.Series) -> tuple[pd.Series, pd.Series]:
+    text = raw.astype(str).str.strip().str.lower()
+    parsed = pd.Series(pd.NA, index=raw.index, dtype="boolean")
+    parsed[text.isin(_TRUE)] = True
+    parsed[text.isin(_FALSE)] = False
+    bad = raw.notna() & parsed.isna()
+    return parsed, bad
+
+
+def _coerce(column: ColumnSpec, raw: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Returns the column in its spec type and a mask of present values that could not convert."""
+    if column.type in ("integer", "float"):
+        parsed = pd.to_numeric(raw, errors="coerce")
+        bad = raw.notna() & parsed.isna()
+        if column.type == "integer":
+            fractional = parsed.notna() & (parsed % 1 != 0)
+            bad = bad | fractional
+            parsed = parsed.where(~fractional)
+        return parsed.astype("float64" if column.type == "float" else "Int64"), bad
+    if column.type == "boolean":
+        if pd.api.types.is_bool_dtype(raw):
+            return raw.astype("boolean"), pd.Series(False, index=raw.index)
+        return _coerce_bool(raw)
+    if column.type == "date":
+        parsed = pd.to_datetime(raw, errors="coerce")
+        return parsed, raw.notna() & parsed.isna()
+    text = raw.astype("string").str.strip()
+    return text.astype(object).where(raw.notna(), None), pd.Series(False, index=raw.index)
+
+
+def validate_frame(frame: pd.DataFrame, spec: DatasetSpec, source: str):
+    """Checks a frame against the spec and converts columns to their declared types.
+
+    Args:
+        frame: Rows as loaded from the source, in source order.
+        spec: The data-set spec.
+        source: File or generator the rows came from (named in every message).
+
+    Returns:
+        A tuple ``(typed_frame, report)``; ``typed_frame`` holds only the spec's columns.
+    """
+    report = ValidationReport(source=source, rows=len(frame))
+    frame = frame.reset_index(drop=True)
+    missing = [name for name in spec.columns if name not in frame.columns]
+    if missing:
+        report.errors.append(Violation("<table>", "schema", len(missing),
+                                       values=tuple(missing),
+                                       detail=f"missing required column(s) {missing}"))
+        return frame, report
+    if len(frame) < spec.min_rows:
+        report.errors.append(Violation("<table>", "row_count", len(frame),
+                                       detail=f"{len(frame)} rows, fewer than the "
+                                              f"minimum {spec.min_rows}"))
+    typed = {}
+    for name, column in spec.columns.items():
+        raw = frame[name]
+        parsed, bad_type = _coerce(column, raw)
+        typed[name] = parsed
+        if bad_type.any():
+            report.errors.append(_violation(name, "type", bad_type, raw,
+                                            f"values are not of type {column.type}"))
+        nulls = raw.isna() | (raw.astype(str).str.strip() == "") if raw.dtype == object else raw.isna()
+        if not column.nullable and nulls.any():
+            report.errors.append(_violation(name, "not_null", nulls, raw, "missing values"))
+        if column.min is not None or column.max is not None:
+            low = -np.inf if column.min is None else column.min
+            high = np.inf if column.max is None else column.max
+            numeric = parsed.astype("float64")
+            out = numeric.notna() & ((numeric < low) | (numeric > high))
+            if out.any():
+                report.errors.append(_violation(name, "range", out, raw,
+                                                f"values outside [{column.min}, {column.max}]"))
+        if column.domain:
+            unknown = parsed.notna() & ~parsed.isin(column.domain)
+            if unknown.any():
+                target = report.errors if column.strict_domain else report.warnings
+                target.append(_violation(name, "domain", unknown, raw,
+                                         f"values outside {list(column.domain)}"))
+    ids = frame[spec.id_column]
+    duplicated = ids.notna() & ids.duplicated(keep=False)
+    if duplicated.any():
+        report.errors.append(_violation(spec.id_column, "unique", duplicated, ids,
+                                        "duplicate ids"))
+    return pd.DataFrame(typed), report
+
+
+def enforce_spec(frame: pd.DataFrame, spec: DatasetSpec, source: str):
+    """Validates and types a frame, raising when any hard rule is broken.
+
+    Args:
+        frame: Rows as loaded.
+        spec: The data-set spec.
+        source: Where the rows came from.
+
+    Returns:
+        A tuple ``(typed_frame, report)``; the report carries the warnings.
+
+    Raises:
+        DataValidationError: One or more hard rules are broken; nothing is returned.
+    """
+    typed, report = validate_frame(frame, spec, source)
+    if not report.ok:
+        raise DataValidationError(report)
+    label = spec.label_column
+    typed[label] = typed[label].astype(bool)
+    return typed, report

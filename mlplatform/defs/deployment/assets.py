@@ -1,0 +1,55 @@
+from dataclasses import dataclass
+
+import dagster as dg
+
+from mlplatform.defs.training.resources import MLflowResource
+from mlplatform.ml.evaluation import Evaluation
+from mlplatform.ml.registry import CHAMPION, PREVIOUS, promote_to_champion, version_for_alias
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """The registry state after a deploy decision."""
+
+    model_name: str
+    champion_version: str
+    previous_version: str | None
+    promoted: bool
+    reason: str
+
+
+@dg.asset(group_name="deployment", kinds={"mlflow"}, code_version="1")
+def deployed_model(
+    context: dg.AssetExecutionContext, evaluation: Evaluation, mlflow_tracking: MLflowResource
+) -> dg.Output:
+    """The champion model version: the challenger when it passed its gates, else unchanged."""
+    client = mlflow_tracking.client()
+    name = evaluation.model_name
+    if evaluation.should_promote:
+        promote_to_champion(client, name, evaluation.challenger_version)
+        context.log.info(f"promoted {name} v{evaluation.challenger_version}: {evaluation.reason}")
+    else:
+        context.log.info(f"kept the champion of {name}: {evaluation.reason}")
+    champion = version_for_alias(client, name, CHAMPION)
+    if champion is None:
+        raise RuntimeError(f"{name} has no champion after the deploy step: {evaluation.reason}")
+    previous = version_for_alias(client, name, PREVIOUS)
+    deployment = Deployment(
+        model_name=name,
+        champion_version=champion,
+        previous_version=previous,
+        promoted=evaluation.should_promote,
+        reason=evaluation.reason,
+    )
+    return dg.Output(
+        deployment,
+        data_version=dg.DataVersion(f"{name}-v{champion}"),
+        metadata={
+            "model_name": name,
+            "champion_version": champion,
+            "previous_version": deployment.previous_version or "none",
+            "promoted": deployment.promoted,
+            "reason": deployment.reason,
+            "champion_uri": f"models:/{name}@{CHAMPION}",
+        },
+    )

@@ -1,0 +1,17 @@
+import dagster as dg
+
+retrain_job = dg.define_asset_job(
+    name="retrain_job",
+    selection=dg.AssetSelection.assets("deployed_model").upstream(),
+    description="Reload the data and run it through validation, training, evaluation and the "
+    "deploy gates.",
+)
+
+weekly_retrain_schedule = dg.ScheduleDefinition(
+    name="weekly_retrain_schedule",
+    job=retrain_job,
+    cron_schedule="0 3 * * 1",
+    execution_timezone="UTC",
+    description="Retrain every Monday 03:00 UTC to follow gradual concept drift.",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+)

@@ -1,0 +1,89 @@
+import dagster as dg
+import mlflow
+from pydantic import Field
+
+from mlplatform.defs.data.resources import DatasetResource
+from mlplatform.defs.training.resources import MLflowResource
+from mlplatform.features.sets import FeatureSet
+from mlplatform.ml.metrics import auc_with_ci
+from mlplatform.ml.registry import CHALLENGER, RegisteredModel, environment_tags, log_and_register
+from mlplatform.ml.training import TrainingParams, churn_scores, labels, model_input, train_pipeline
+
+
+class TrainingConfig(dg.Config):
+    """Estimator and hyperparameters of the challenger pipeline."""
+
+    estimator: str = Field(
+        default="gradient_boosting", description="gradient_boosting or logistic_regression"
+    )
+    seed: int = 42
+    learning_rate: float = 0.05
+    max_iter: int = 300
+    max_depth: int | None = 4
+    l2_regularization: float = 1.0
+    c: float = Field(default=1.0, description="Logistic regression inverse regularisation.")
+
+    def params(self) -> TrainingParams:
+        return TrainingParams(
+            estimator=self.estimator,
+            seed=self.seed,
+            learning_rate=self.learning_rate,
+            max_iter=self.max_iter,
+            max_depth=self.max_depth,
+            l2_regularization=self.l2_regularization,
+            c=self.c,
+        )
+
+
+@dg.asset(group_name="training", kinds={"sklearn", "mlflow"}, code_version="1")
+def challenger_model(
+    context: dg.AssetExecutionContext,
+    config: TrainingConfig,
+    features: FeatureSet,
+    dataset: DatasetResource,
+    mlflow_tracking: MLflowResource,
+) -> dg.Output:
+    """A newly trained preprocessing+model pipeline, registered in MLflow with the challenger alias."""
+    spec = dataset.spec()
+    params = config.params()
+    model_name = mlflow_tracking.model_name(spec.name)
+    train = features.train
+    tags = {
+        "dataset": spec.name,
+        "train_data_version": features.train_version,
+        "holdout_version": features.holdout_version,
+        "dagster_run_id": context.run.run_id,
+        **environment_tags(),
+    }
+    with mlflow_tracking.start_run(run_name=f"train-{spec.name}", tags=tags):
+        mlflow.log_params(params.as_dict())
+        mlflow.log_input(
+            mlflow.data.from_pandas(train, source=dataset.source_description(),
+                                    name=f"{spec.name}-train", targets=spec.label_column),
+            context="training",
+        )
+        pipeline = train_pipeline(train, spec, params)
+        train_inputs = model_input(train, spec)
+        train_auc = auc_with_ci(labels(train, spec), churn_scores(pipeline, train_inputs))
+        mlflow.log_metrics({"train_auc": train_auc.auc, "train_rows": len(train)})
+        example = train_inputs.head(5)
+        registered: RegisteredModel = log_and_register(
+            pipeline, example, churn_scores(pipeline, example), model_name
+        )
+    client = mlflow_tracking.client()
+    client.set_registered_model_alias(model_name, CHALLENGER, registered.version)
+    for key in ("dataset", "train_data_version", "holdout_version"):
+        client.set_model_version_tag(model_name, registered.version, key, tags[key])
+    return dg.Output(
+        registered,
+        metadata={
+            "model_name": model_name,
+            "model_version": registered.version,
+            "model_uri": registered.model_uri,
+            "mlflow_run_id": registered.run_id,
+            "estimator": params.estimator,
+            "train_rows": len(train),
+            "train_auc": train_auc.auc,
+            "train_data_version": features.train_version,
+        },
+    )

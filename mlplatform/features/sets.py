@@ -1,0 +1,50 @@
+"""The modelling data set: training rows, the frozen holdout, and the engineered features."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from mlplatform.datasets.spec import DatasetSpec
+from mlplatform.features.library import FeatureEngineer
+
+
+@dataclass(frozen=True)
+class FeatureSet:
+    """What training and evaluation read.
+
+    Attributes:
+        dataset: Data-set name.
+        train: Validated training rows (never overlapping the holdout).
+        holdout: The frozen holdout rows.
+        train_version: Content hash of ``train``.
+        holdout_version: Content hash of ``holdout``.
+        engineered_train: The engineered features the model pipeline computes for ``train``.
+    """
+
+    dataset: str
+    train: pd.DataFrame
+    holdout: pd.DataFrame
+    train_version: str
+    holdout_version: str
+    engineered_train: pd.DataFrame
+
+
+def engineer_features(spec: DatasetSpec, train: pd.DataFrame) -> pd.DataFrame:
+    """The derived features (cyclical, frequency, days-since) the pipeline learns from ``train``.
+
+    Args:
+        spec: Names the derived features.
+        train: Validated training rows.
+
+    Returns:
+        One row per training row with the derived feature columns.
+    """
+    feats = spec.features
+    engineer = FeatureEngineer(
+        cyclical=dict(feats.cyclical),
+        frequency=tuple(feats.frequency),
+        days_since=tuple(feats.days_since),
+    )
+    return engineer.fit(train).transform(train)

@@ -1,0 +1,84 @@
+"""Runs the asset graph headless against the configured Dagster instance (used by the CLI)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+from dotenv import load_dotenv
+
+from mlplatform.paths import PROJECT_ROOT, embedded_defaults
+
+
+def apply_environment(dataset: str | None = None) -> None:
+    """Environment for a CLI run: the shell wins, then ``.env``, then the embedded defaults."""
+    load_dotenv(PROJECT_ROOT / ".env", override=False)
+    if dataset:
+        os.environ["MLPLATFORM_DATASET"] = dataset
+    for key, value in embedded_defaults().items():
+        os.environ.setdefault(key, value)
+    ensure_dagster_home(Path(os.environ["DAGSTER_HOME"]))
+
+
+def ensure_dagster_home(home: Path) -> None:
+    """Creates the embedded instance directory with a dagster.yaml (SQLite storage)."""
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text("# Embedded default: SQLite storage in this directory.\n"
+                          "telemetry:\n  enabled: false\n")
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """One materialisation of the graph."""
+
+    run_id: str
+    success: bool
+    failure: str | None
+    values: dict
+
+
+def run_graph(run_config: dict | None = None, instance: dg.DagsterInstance | None = None):
+    """Materialises every asset (with checks) in one run on the instance.
+
+    Args:
+        run_config: Dagster run config, e.g. the challenger_model training config.
+        instance: Defaults to the instance under DAGSTER_HOME.
+
+    Returns:
+        The outcome, with the in-memory values of the assets that materialised.
+    """
+    from mlplatform.definitions import defs
+
+    job = defs.resolve_implicit_global_asset_job_def()
+    instance = instance or dg.DagsterInstance.get()
+    result = job.execute_in_process(run_config=run_config, instance=instance,
+                                    raise_on_error=False)
+    values = {}
+    for key in ("raw_data", "validated_data", "features", "challenger_model", "evaluation",
+                "deployed_model"):
+        try:
+            values[key] = result.asset_value(key)
+        except Exception:  # noqa: BLE001 - an asset that did not materialise has no value
+            continue
+    failure = None
+    if not result.success:
+        failures = [e for e in result.all_events if e.is_step_failure]
+        failure = "\n".join(
+            f"{e.step_key}: {_root_cause(e.step_failure_data.error)}" for e in failures
+        ) or "run failed (see the Dagster UI)"
+    return RunOutcome(result.run_id, result.success, failure, values)
+
+
+def _root_cause(error) -> str:
+    while error.cause is not None:
+        error = error.cause
+    return f"{error.cls_name}: {error.message.strip()}"
+
+
+def training_config(estimator: str) -> dict:
+    """Run config selecting the challenger's estimator."""
+    return {"ops": {"challenger_model": {"config": {"estimator": estimator}}}}

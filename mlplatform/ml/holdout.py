@@ -1,0 +1,114 @@
+"""The fixed holdout: a persisted, versioned snapshot every model is judged on.
+
+The first evaluation of a data set freezes a holdout, chosen by a salted hash of the id so the
+choice does not depend on row order; later runs reuse the snapshot and train only on rows whose
+ids are not in it, so no model ever trains on a holdout row. Replacing it is an explicit act
+(``reset_holdout``), and the snapshot's content hash is logged with every model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mlplatform.datasets.versioning import frame_digest
+
+HOLDOUT_FILE = "holdout.parquet"
+META_FILE = "holdout.json"
+
+
+@dataclass(frozen=True)
+class Holdout:
+    """A frozen holdout snapshot.
+
+    Attributes:
+        frame: The holdout rows (validated, typed).
+        version: Content hash of ``frame``.
+        path: Where the snapshot is stored.
+        created: True when this call created the snapshot.
+    """
+
+    frame: pd.DataFrame
+    version: str
+    path: Path
+    created: bool
+
+
+def in_holdout(ids: pd.Series, fraction: float, salt: str = "mlplatform-holdout") -> np.ndarray:
+    """Deterministic holdout membership by a salted hash of each id.
+
+    Args:
+        ids: Row identifiers.
+        fraction: Expected share of rows in the holdout, in (0, 1).
+        salt: Changes the selection when the holdout is deliberately re-drawn.
+
+    Returns:
+        A boolean mask, True for holdout rows.
+    """
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"holdout fraction must be in (0, 1), got {fraction}")
+    buckets = [
+        int.from_bytes(hashlib.sha256(f"{salt}:{i}".encode()).digest()[:8], "little") / 2**64
+        for i in ids.astype(str)
+    ]
+    return np.asarray(buckets) < fraction
+
+
+def load_or_create_holdout(
+    store_dir: Path, frame: pd.DataFrame, id_column: str, fraction: float
+) -> Holdout:
+    """Returns the data set's frozen holdout, creating it from ``frame`` on first use.
+
+    Args:
+        store_dir: Directory of this data set's holdout snapshot.
+        frame: Validated rows to draw from when no snapshot exists yet.
+        id_column: Identifier column.
+        fraction: Share of rows to hold out when creating.
+
+    Returns:
+        The holdout snapshot.
+    """
+    path = store_dir / HOLDOUT_FILE
+    if path.exists():
+        snapshot = pd.read_parquet(path)
+        return Holdout(snapshot, frame_digest(snapshot), path, created=False)
+    store_dir.mkdir(parents=True, exist_ok=True)
+    selected = frame.loc[in_holdout(frame[id_column], fraction)].reset_index(drop=True)
+    # Write then rename so a crash never leaves a half-written holdout behind.
+    tmp = path.with_suffix(".tmp")
+    selected.to_parquet(tmp, index=False)
+    tmp.replace(path)
+    # Hash what readers will see (the parquet round trip may change dtypes), so the version
+    # is the same on the run that creates the snapshot and on every later run.
+    snapshot = pd.read_parquet(path)
+    version = frame_digest(snapshot)
+    (store_dir / META_FILE).write_text(json.dumps({
+        "version": version,
+        "rows": len(snapshot),
+        "fraction": fraction,
+        "created_at": datetime.now(timezone.utc).isoformat(),
+    }, indent=2))
+    return Holdout(snapshot, version, path, created=True)
+
+
+def training_rows(frame: pd.DataFrame, holdout: Holdout, id_column: str) -> pd.DataFrame:
+    """Rows of ``frame`` whose ids are not in the holdout."""
+    return frame.loc[~frame[id_column].isin(holdout.frame[id_column])].reset_index(drop=True)
+
+
+def reset_holdout(store_dir: Path) -> bool:
+    """Deletes the frozen holdout so the next evaluation draws a new one.
+
+    Returns:
+        True when a snapshot existed.
+    """
+    existed = (store_dir / HOLDOUT_FILE).exists()
+    for name in (HOLDOUT_FILE, META_FILE):
+        (store_dir / name).unlink(missing_ok=True)
+    return existed

@@ -1,0 +1,148 @@
+"""MLflow tracking and registry operations: log the pipeline, register it, move aliases.
+
+Aliases carry the deployment state: ``challenger`` (newest trained), ``champion`` (served),
+``previous`` (the N-1 champion kept ready for rollback).
+"""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+from mlflow.models import infer_signature
+
+# skops (MLflow's safe format) refuses types it has not been told to trust; these are ours
+# or scikit-learn's, reviewed, and nothing else may appear in a pipeline we load.
+SKOPS_TRUSTED_TYPES = [
+    "mlplatform.features.library.FeatureEngineer",
+    "mlplatform.ml.training.as_float",
+    "numpy.dtype",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+]
+
+CHALLENGER = "challenger"
+CHAMPION = "champion"
+PREVIOUS = "previous"
+
+
+@dataclass(frozen=True)
+class RegisteredModel:
+    """A logged and registered pipeline."""
+
+    name: str
+    version: str
+    run_id: str
+    model_uri: str
+
+
+def ensure_experiment(name: str, artifact_location: str | None) -> str:
+    """Returns the experiment id, creating the experiment (with its artifact root) if needed."""
+    experiment = mlflow.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    location = Path(artifact_location).resolve().as_uri() if artifact_location and "://" not in \
+        artifact_location else artifact_location
+    return mlflow.create_experiment(name, artifact_location=location)
+
+
+def log_and_register(
+    pipeline,
+    example_input: pd.DataFrame,
+    example_scores,
+    model_name: str,
+    artifact_name: str = "model",
+) -> RegisteredModel:
+    """Logs the fitted pipeline in the active run and registers it as a new model version.
+
+    The signature is inferred from raw input rows and their churn probabilities, and the input
+    example is kept with the model, so anyone can see exactly what the model expects.
+
+    Args:
+        pipeline: Fitted preprocessing + model pipeline.
+        example_input: A few raw input rows (model-input form).
+        example_scores: The pipeline's probabilities for those rows.
+        model_name: Registered model name.
+        artifact_name: Name of the logged model inside the run.
+
+    Returns:
+        The registered version.
+    """
+    run = mlflow.active_run()
+    if run is None:
+        raise RuntimeError("log_and_register needs an active MLflow run")
+    signature = infer_signature(example_input, example_scores)
+    info = mlflow.sklearn.log_model(
+        pipeline,
+        name=artifact_name,
+        signature=signature,
+        input_example=example_input,
+        pyfunc_predict_fn="predict_proba",
+        registered_model_name=model_name,
+        skops_trusted_types=SKOPS_TRUSTED_TYPES,
+    )
+    return RegisteredModel(
+        name=model_name,
+        version=str(info.registered_model_version),
+        run_id=run.info.run_id,
+        model_uri=f"models:/{model_name}/{info.registered_model_version}",
+    )
+
+
+def version_for_alias(client: MlflowClient, model_name: str, alias: str) -> str | None:
+    """The version (as a string) an alias points at, or None when the alias or model is absent."""
+    try:
+        return str(client.get_model_version_by_alias(model_name, alias).version)
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            return None
+        raise
+
+
+def promote_to_champion(client: MlflowClient, model_name: str, version: str) -> str | None:
+    """Makes ``version`` the champion and keeps the old champion as ``previous``.
+
+    ``previous`` is moved before ``champion`` so there is never a moment without a champion.
+
+    Args:
+        client: MLflow client.
+        model_name: Registered model name.
+        version: The version to promote.
+
+    Returns:
+        The version that was champion before, or None.
+    """
+    current = version_for_alias(client, model_name, CHAMPION)
+    if current == str(version):
+        return None
+    if current is not None:
+        client.set_registered_model_alias(model_name, PREVIOUS, current)
+    client.set_registered_model_alias(model_name, CHAMPION, str(version))
+    return current
+
+
+def load_pipeline(model_name: str, alias_or_version: str):
+    """Loads a registered pipeline as a scikit-learn object (keeps predict_proba)."""
+    reference = f"@{alias_or_version}" if not str(alias_or_version).isdigit() else \
+        f"/{alias_or_version}"
+    return mlflow.sklearn.load_model(f"models:/{model_name}{reference}")
+
+
+def environment_tags() -> dict[str, str]:
+    """Versions of the interpreter and of the libraries the pipeline needs, for the run."""
+    import numpy
+    import scipy
+    import sklearn
+
+    return {
+        "python_version": platform.python_version(),
+        "sklearn_version": sklearn.__version__,
+        "pandas_version": pd.__version__,
+        "numpy_version": numpy.__version__,
+        "scipy_version": scipy.__version__,
+        "mlflow_version": mlflow.__version__,
+    }

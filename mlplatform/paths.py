@@ -1,0 +1,38 @@
+"""Where the project lives and where the embedded default keeps its state."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def resolve_in_project(path: str | Path) -> Path:
+    """Absolute paths stay as they are; relative ones are taken from the project root."""
+    path = Path(path).expanduser()
+    return path if path.is_absolute() else (PROJECT_ROOT / path).resolve()
+
+
+def resolve_tracking_uri(uri: str) -> str:
+    """Makes a relative ``sqlite:///`` MLflow URI absolute against the project root.
+
+    Other URIs (http, postgresql, absolute sqlite paths) are returned unchanged.
+    """
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
+        return prefix + str(resolve_in_project(uri[len(prefix):]))
+    return uri
+
+
+def embedded_defaults() -> dict[str, str]:
+    """Environment defaults for the embedded single-machine setup (no server to start)."""
+    return {
+        "DAGSTER_HOME": str(PROJECT_ROOT / ".dagster"),
+        "MLPLATFORM_HOME": ".mlplatform",
+        "MLPLATFORM_DATASET": "synthetic_churn",
+        "MLPLATFORM_DATA_PATH": "",
+        "MLFLOW_TRACKING_URI": "sqlite:///.mlflow/mlflow.db",
+        "MLFLOW_ARTIFACT_ROOT": ".mlflow/artifacts",
+        "MLPLATFORM_MIN_AUC": "0.80",
+        "MLPLATFORM_MIN_DELTA": "0.005",
+    }

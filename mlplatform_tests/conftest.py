@@ -1,0 +1,84 @@
+"""Shared fixtures: an isolated platform (temporary MLflow store, state dir, Dagster home)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mlplatform.datasets.spec import SPEC_DIR
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TELCO_CSV = REPO_ROOT.parent / "shared" / "data" / "telco_customer_churn.csv"
+
+
+@dataclass(frozen=True)
+class Platform:
+    """Paths and settings of one isolated platform."""
+
+    root: Path
+    env: dict[str, str]
+
+    @property
+    def tracking_uri(self) -> str:
+        return self.env["MLFLOW_TRACKING_URI"]
+
+    def resources(self, dataset: str | None = None, **gates: str) -> dict:
+        from mlplatform.defs.data.resources import DatasetResource
+        from mlplatform.defs.evaluation.resources import GatePolicy
+        from mlplatform.defs.training.resources import MLflowResource
+
+        return {
+            "dataset": DatasetResource(
+                name=dataset or self.env["MLPLATFORM_DATASET"],
+                data_path=self.env["MLPLATFORM_DATA_PATH"],
+                home_dir=self.env["MLPLATFORM_HOME"],
+            ),
+            "mlflow_tracking": MLflowResource(
+                tracking_uri=self.tracking_uri, artifact_root=self.env["MLFLOW_ARTIFACT_ROOT"]
+            ),
+            "gates": GatePolicy(**{"min_auc": "0.80", "min_delta": "0.005", **gates}),
+        }
+
+
+def write_spec(directory: Path, base: str = "synthetic_churn", **source_overrides) -> Path:
+    """A copy of a shipped spec with its source changed (e.g. fewer days for speed)."""
+    raw = yaml.safe_load((SPEC_DIR / f"{base}.yaml").read_text())
+    raw["source"].update(source_overrides)
+    path = directory / f"{base}_test.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+@pytest.fixture
+def small_spec(tmp_path) -> Path:
+    """Synthetic churn with 25 days x 200 rows: fast, and large enough for the AUC gate."""
+    return write_spec(tmp_path, days=25)
+
+
+@pytest.fixture
+def platform(tmp_path, monkeypatch, small_spec) -> Platform:
+    """Environment of an isolated platform, applied to os.environ for the test."""
+    env = {
+        "DAGSTER_HOME": str(tmp_path / "dagster_home"),
+        "MLPLATFORM_HOME": str(tmp_path / "state"),
+        "MLPLATFORM_DATASET": str(small_spec),
+        "MLPLATFORM_DATA_PATH": "",
+        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+        "MLFLOW_ARTIFACT_ROOT": str(tmp_path / "artifacts"),
+        "MLPLATFORM_MIN_AUC": "0.80",
+        "MLPLATFORM_MIN_DELTA": "0.005",
+    }
+    Path(env["DAGSTER_HOME"]).mkdir()
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return Platform(tmp_path, env)
+
+
+@pytest.fixture
+def subprocess_env(platform) -> dict[str, str]:
+    """Environment for a child process (CLI) of the isolated platform."""
+    return {**os.environ, **platform.env}

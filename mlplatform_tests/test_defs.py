@@ -1,0 +1,78 @@
+"""The code location loads, with the six lifecycle assets, their checks and the schedule."""
+
+import subprocess
+import sys
+
+import dagster as dg
+import pytest
+
+from mlplatform.definitions import defs
+from mlplatform_tests.conftest import REPO_ROOT
+
+ASSETS = ["raw_data", "validated_data", "features", "challenger_model", "evaluation",
+          "deployed_model"]
+GROUPS = {"raw_data": "data", "validated_data": "data", "features": "features",
+          "challenger_model": "training", "evaluation": "evaluation",
+          "deployed_model": "deployment"}
+
+
+@pytest.fixture(scope="module")
+def graph():
+    return defs.resolve_asset_graph()
+
+
+def test_defs_is_a_definitions_object():
+    assert isinstance(defs, dg.Definitions)
+
+
+def test_has_the_six_lifecycle_assets(graph):
+    keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
+    assert set(ASSETS) <= keys
+
+
+@pytest.mark.parametrize("asset,group", GROUPS.items())
+def test_asset_group_and_one_sentence_description(graph, asset, group):
+    node = graph.get(dg.AssetKey(asset))
+    assert node.group_name == group
+    description = node.description or ""
+    assert description.endswith(".") and description.count(". ") == 0, description
+
+
+def test_lineage_is_a_chain_from_raw_data_to_deployed_model(graph):
+    for upstream, downstream in zip(ASSETS, ASSETS[1:]):
+        parents = {k.to_user_string() for k in graph.get(dg.AssetKey(downstream)).parent_keys}
+        assert upstream in parents, f"{downstream} does not read {upstream}"
+
+
+def test_gate_checks_are_blocking(graph):
+    checks = {key.to_user_string(): key for key in graph.asset_check_keys}
+    assert "evaluation:challenger_auc_above_threshold" in checks
+    assert "validated_data:label_has_both_classes" in checks
+    for name in ("evaluation:challenger_auc_above_threshold",
+                 "validated_data:label_has_both_classes"):
+        assert graph.get_check_spec(checks[name]).blocking
+
+
+def test_resources_are_bound_to_environment_variables():
+    resources = defs.resources
+    assert {"dataset", "mlflow_tracking", "gates"} <= set(resources)
+    assert resources["mlflow_tracking"].tracking_uri == dg.EnvVar("MLFLOW_TRACKING_URI")
+    assert resources["dataset"].name == dg.EnvVar("MLPLATFORM_DATASET")
+    assert resources["gates"].min_auc == dg.EnvVar("MLPLATFORM_MIN_AUC")
+
+
+def test_weekly_schedule_runs_the_retrain_path_monday_0300_utc():
+    schedule = defs.resolve_schedule_def("weekly_retrain_schedule")
+    assert schedule.cron_schedule == "0 3 * * 1"
+    assert schedule.execution_timezone == "UTC"
+    job = defs.resolve_job_def(schedule.job_name)
+    selected = {k.to_user_string() for k in job.asset_layer.selected_asset_keys}
+    assert selected == set(ASSETS)
+
+
+def test_dagster_definitions_validate_accepts_the_workspace():
+    result = subprocess.run(
+        [sys.executable, "-m", "dagster", "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
