@@ -42,109 +42,72 @@ def base_raw() -> dict:
 
 
 @pytest.mark.parametrize("name", ["synthetic_churn", "telco"])
-def test_shipped_spec_loads_and_every_referenced_column_is_declared(name):
+def test_shipped_spec_loads_by_name_and_path_with_all_columns_declared(name):
     spec = load_spec(name)
-    assert spec.name == name
-    assert spec.id_column in spec.columns and spec.label_column in spec.columns
+    assert name in available_specs() == ["synthetic_churn", "telco"]
+    assert load_spec(str(SPEC_DIR / f"{name}.yaml")) == spec
+    assert {spec.id_column, spec.label_column} <= set(spec.columns)
     assert set(spec.features.input_columns) <= set(spec.columns)
     assert spec.required_columns == tuple(spec.columns)
 
 
-def test_available_specs_lists_the_shipped_yaml_files():
-    assert available_specs() == ["synthetic_churn", "telco"]
+DROP = object()
+CYCLICAL = ["features", "cyclical", "last_login_hour"]
+NOT_DECLARED = ": column 'ghost' is not declared in columns"
 
 
-def test_load_spec_by_path_equals_load_by_name():
-    assert load_spec(str(SPEC_DIR / "telco.yaml")) == load_spec("telco")
-
-
-def _drop(key):
-    return lambda raw: raw.pop(key)
-
-
-def _set(path, value):
-    def mutate(raw):
-        target = raw
-        for key in path[:-1]:
-            target = target[key]
+def _mutated(path, value):
+    raw = base_raw()
+    target = raw
+    for key in path[:-1]:
+        target = target[key]
+    if value is DROP:
+        del target[path[-1]]
+    else:
         target[path[-1]] = value
+    return raw
 
-    return mutate
 
-
-MALFORMED = {
-    "missing id_column": (_drop("id_column"), ["'id_column'", "missing required field"]),
-    "unknown column type": (
-        _set(["columns", "tenure_months", "type"], "decimal"),
-        ["columns.tenure_months.type", "'decimal'"],
-    ),
-    "category without domain": (
-        _set(["columns", "contract_type"], {"type": "category"}),
-        ["columns.contract_type", "domain"],
-    ),
-    "feature names undeclared column": (
-        _set(["features", "numeric"], ["tenure_months", "ghost"]),
-        ["features", "'ghost'"],
-    ),
-    "slice names undeclared column": (_set(["slices"], ["ghost"]), ["slices", "'ghost'"]),
-    "behaviour names undeclared column": (
-        _set(["behaviours", 0, "column"], "ghost"),
-        ["behaviours", "'ghost'"],
-    ),
-    "behaviour without expect": (
-        lambda raw: raw["behaviours"][0].pop("expect"),
-        ["behaviours", "'expect'"],
-    ),
-    "zero cyclical period": (
-        _set(["features", "cyclical", "last_login_hour"], 0),
-        ["features.cyclical.last_login_hour", "positive"],
-    ),
-    "negative cyclical period": (
-        _set(["features", "cyclical", "last_login_hour"], -24),
-        ["features.cyclical.last_login_hour", "positive"],
-    ),
+TENURE_TYPE = ["columns", "tenure_months", "type"]
+NO_DOMAIN = ".columns.region: a category column needs a 'domain'"
+NO_EXPECT = ".behaviours: missing required field 'expect'"
+MALFORMED = {  # id -> (field path, new value, message suffix after the file name)
+    "no-id": (["id_column"], DROP, ": missing required field 'id_column'"),
+    "bad-type": (TENURE_TYPE, "decimal", ".columns.tenure_months.type: 'decimal'"),
+    "no-domain": (["columns", "region"], {"type": "category"}, NO_DOMAIN),
+    "feature": (["features", "boolean"], ["ghost"], ".features" + NOT_DECLARED),
+    "slice": (["slices"], ["region", "ghost"], ".slices" + NOT_DECLARED),
+    "behaviour": (["behaviours", 0, "column"], "ghost", ".behaviours" + NOT_DECLARED),
+    "no-expect": (["behaviours", 0, "expect"], DROP, NO_EXPECT),
+    "zero-period": (CYCLICAL, 0, ".features.cyclical.last_login_hour: period must"),
+    "negative-period": (CYCLICAL, -24, ".features.cyclical.last_login_hour: period"),
 }
 
 
-@pytest.mark.parametrize("case", list(MALFORMED), ids=list(MALFORMED))
-def test_malformed_spec_raises_spec_error_naming_file_and_field(case, tmp_path):
-    mutate, fragments = MALFORMED[case]
-    raw = base_raw()
-    mutate(raw)
-    path = tmp_path / "broken.yaml"
-    path.write_text(yaml.safe_dump(raw))
+@pytest.mark.parametrize(("path", "value", "suffix"), MALFORMED.values(), ids=MALFORMED)
+def test_malformed_spec_raises_spec_error_naming_file_and_field(path, value, suffix, tmp_path):
+    spec_file = tmp_path / "broken.yaml"
+    spec_file.write_text(yaml.safe_dump(_mutated(path, value)))
     with pytest.raises(SpecError) as info:
-        load_spec(str(path))
-    message = str(info.value)
-    assert str(path) in message
-    for fragment in fragments:
-        assert fragment in message
+        load_spec(str(spec_file))
+    assert f"{spec_file}{suffix}" in str(info.value)
 
 
 @given(period=st.floats(max_value=0, allow_nan=False))
 def test_any_non_positive_cyclical_period_is_rejected(period):
-    raw = base_raw()
-    raw["features"]["cyclical"]["last_login_hour"] = period
     with pytest.raises(SpecError, match="period must be positive"):
-        parse_spec(raw)
+        parse_spec(_mutated(CYCLICAL, period))
 
 
-@pytest.mark.xfail(reason="spec.py checks types of few fields; see report", strict=True)
 @pytest.mark.parametrize(
-    "mutate",
-    [
-        _set(["columns"], ["customer_id", "churned"]),
-        _set(["features", "cyclical", "last_login_hour"], "daily"),
-        _set(["features", "cyclical", "last_login_hour"], float("nan")),
-        _set(["min_rows"], "many"),
-    ],
+    ("path", "value"),
+    [(["columns"], ["customer_id"]), (CYCLICAL, "daily"), (CYCLICAL, float("nan"))]
+    + [(["min_rows"], "many")],
     ids=["columns-as-list", "period-not-a-number", "period-nan", "min_rows-not-int"],
 )
-def test_wrongly_typed_field_raises_spec_error(mutate):
-    raw = base_raw()
-    mutate(raw)
+def test_wrongly_typed_field_raises_spec_error(path, value):
     with pytest.raises(SpecError):
-        parse_spec(raw, "x.yaml")
+        parse_spec(_mutated(path, value), "x.yaml")
 
 
 def test_unknown_data_set_name_lists_the_shipped_ones():
@@ -187,9 +150,10 @@ def test_batch_has_requested_rows_spec_columns_and_unique_ids(synthetic_spec):
 @settings(max_examples=20, deadline=None)
 def test_batch_is_reproducible_for_the_same_seed_and_day(seed, offset):
     day = DAY + timedelta(days=offset)
-    pd.testing.assert_frame_equal(generate_batch(day, 50, seed), generate_batch(day, 50, seed))
-    other = generate_batch(day + timedelta(days=1), 50, seed)
-    assert not np.array_equal(other["monthly_spend"], generate_batch(day, 50, seed)["monthly_spend"])
+    batch = generate_batch(day, 50, seed)
+    pd.testing.assert_frame_equal(batch, generate_batch(day, 50, seed))
+    next_day = generate_batch(day + timedelta(days=1), 50, seed)
+    assert not np.array_equal(batch["monthly_spend"], next_day["monthly_spend"])
 
 
 def test_a_days_batch_is_the_same_alone_or_within_generate_days():
@@ -224,60 +188,64 @@ def test_true_churn_logit_lowers_with_a_longer_contract(big_batch):
     np.testing.assert_allclose(shifted, 1.5)
 
 
-def test_spend_multiplier_raises_mean_spend(big_batch):
-    drifted = generate_batch(DAY, 20_000, drift=DriftConfig(spend_multiplier=1.5))
-    ratio = drifted["monthly_spend"].mean() / big_batch["monthly_spend"].mean()
-    assert 1.4 < ratio < 1.6
+@pytest.mark.parametrize(
+    ("drift", "column", "low", "high"),
+    [
+        (DriftConfig(spend_multiplier=1.5), "monthly_spend", 1.4, 1.6),
+        (DriftConfig(label_shift=1.0), "churned", 1.15, 2.0),
+    ],
+    ids=["spend_multiplier", "label_shift"],
+)
+def test_drift_knob_raises_the_mean_it_targets(big_batch, drift, column, low, high):
+    drifted = generate_batch(DAY, 20_000, drift=drift)
+    assert low < drifted[column].mean() / big_batch[column].mean() < high
 
 
-def test_unseen_region_fraction_yields_arctic_rows():
+def test_unseen_region_fraction_yields_that_share_of_arctic_rows():
     drifted = generate_batch(DAY, 20_000, drift=DriftConfig(unseen_region_fraction=0.1))
-    share = (drifted["region"] == UNSEEN_REGION).mean()
-    assert 0.08 < share < 0.12
+    assert 0.08 < (drifted["region"] == UNSEEN_REGION).mean() < 0.12
+    assert set(drifted["region"]) == {*REGIONS, UNSEEN_REGION}
 
 
-def test_label_shift_raises_churn_rate(big_batch):
-    drifted = generate_batch(DAY, 20_000, drift=DriftConfig(label_shift=1.0))
-    assert drifted["churned"].mean() > big_batch["churned"].mean() + 0.05
-
-
-FAULTS = {
-    "null": (FaultConfig(null_fraction=0.05), {"monthly_spend", "contract_type"}),
-    "out_of_range": (FaultConfig(out_of_range_fraction=0.05), {"tenure_months"}),
-    "unknown_category": (FaultConfig(unknown_category_fraction=0.05), {"contract_type"}),
-    "duplicate_id": (FaultConfig(duplicate_id_fraction=0.05), {"customer_id"}),
+FAULTS = {  # knob -> (config, the only columns it may change, check on changed rows)
+    "null": (
+        FaultConfig(null_fraction=0.05),
+        {"monthly_spend", "contract_type"},
+        lambda bad, _: bad[["monthly_spend", "contract_type"]].isna().all().all(),
+    ),
+    "out_of_range": (
+        FaultConfig(out_of_range_fraction=0.05),
+        {"tenure_months"},
+        lambda bad, _: (bad["tenure_months"] < 0).all(),
+    ),
+    "unknown_category": (
+        FaultConfig(unknown_category_fraction=0.05),
+        {"contract_type"},
+        lambda bad, _: (bad["contract_type"] == UNKNOWN_CONTRACT).all(),
+    ),
+    "duplicate_id": (
+        FaultConfig(duplicate_id_fraction=0.05),
+        {"customer_id"},
+        lambda bad, all_rows: (bad["customer_id"] == all_rows["customer_id"][0]).all(),
+    ),
 }
 
 
-@pytest.mark.parametrize("kind", list(FAULTS))
-def test_each_fault_knob_changes_only_its_own_cells(kind):
-    faults, columns = FAULTS[kind]
+@pytest.mark.parametrize(("faults", "columns", "check"), FAULTS.values(), ids=FAULTS)
+def test_each_fault_knob_produces_exactly_its_fault(faults, columns, check):
     clean, faulty = generate_batch(DAY, 400), generate_batch(DAY, 400, faults=faults)
     changed = ~((clean == faulty) | (clean.isna() & faulty.isna()))
     assert set(changed.columns[changed.any()]) == columns
     rows = changed.any(axis=1)
-    assert rows.sum() in (19, 20)  # 5% of 400; 19 when row 0 itself was picked as a duplicate
-    bad = faulty.loc[rows]
-    if kind == "null":
-        assert bad["monthly_spend"].isna().all() and bad["contract_type"].isna().all()
-    elif kind == "out_of_range":
-        assert (bad["tenure_months"] < 0).all()
-    elif kind == "unknown_category":
-        assert (bad["contract_type"] == UNKNOWN_CONTRACT).all()
-    else:
-        assert (bad["customer_id"] == faulty["customer_id"].iloc[0]).all()
-        assert not faulty["customer_id"].is_unique
+    # 5% of 400 rows; 19 when row 0 itself is picked to receive row 0's id
+    assert rows.sum() in (19, 20)
+    assert check(faulty.loc[rows], faulty)
 
 
-@pytest.mark.xfail(
-    reason="synthetic.py:175 may pick row 0 as the row to overwrite with row 0's id",
-    strict=True,
-)
 def test_duplicate_id_fault_always_creates_a_duplicate():
     for offset in range(10):  # offsets 0 and 8 pick row 0 as the only duplicate
-        batch = generate_batch(
-            DAY + timedelta(days=offset), 10, faults=FaultConfig(duplicate_id_fraction=0.1)
-        )
+        day = DAY + timedelta(days=offset)
+        batch = generate_batch(day, 10, faults=FaultConfig(duplicate_id_fraction=0.1))
         assert not batch["customer_id"].is_unique, f"day offset {offset}"
 
 
@@ -308,22 +276,17 @@ def telco(telco_spec):
     return load_dataset(telco_spec, REPO_ROOT)
 
 
-def test_telco_spec_path_resolves_to_the_shared_csv(telco):
-    _, source = telco
-    assert Path(source) == TELCO_CSV
-
-
-def test_telco_has_7043_rows_and_blank_total_charges_become_nan(telco):
-    frame, _ = telco
+def test_telco_rows_blank_total_charges_contracts_and_churn_label(telco):
+    frame, source = telco
+    assert Path(source) == TELCO_CSV  # the spec's relative path, from the repo root
     assert len(frame) == 7043
     assert frame["total_spend"].isna().sum() == 11
     assert (frame.loc[frame["total_spend"].isna(), "tenure_months"] == 0).all()
-
-
-def test_telco_contract_and_boolean_mapping(telco):
-    frame, _ = telco
-    assert set(frame["contract_type"]) == {"monthly", "annual", "multi-year"}
-    assert frame["contract_type"].value_counts()["monthly"] == 3875
+    assert frame["contract_type"].value_counts().to_dict() == {
+        "monthly": 3875,
+        "multi-year": 1695,
+        "annual": 1473,
+    }
     assert frame["churned"].dtype == bool
     assert frame["churned"].mean() == pytest.approx(0.265, abs=0.002)
 
@@ -331,7 +294,8 @@ def test_telco_contract_and_boolean_mapping(telco):
 def test_telco_passes_its_spec(telco, telco_spec):
     frame, source = telco
     typed, report = enforce_spec(frame, telco_spec, source)
-    assert report.ok and not report.warnings
+    assert report.ok
+    assert not report.warnings
     assert typed["total_spend"].isna().sum() == 11
 
 
@@ -342,19 +306,18 @@ def test_telco_csv_missing_a_column_names_file_and_column(dropped, tmp_path):
     pd.DataFrame([row, row]).to_csv(path, index=False)
     with pytest.raises(SourceError) as info:
         load_telco_csv(path)
-    assert str(path) in str(info.value) and dropped in str(info.value)
+    assert str(path) in str(info.value)
+    assert dropped in str(info.value)
 
 
-def test_telco_csv_missing_file_raises_source_error(tmp_path):
-    with pytest.raises(SourceError, match="nope.csv"):
-        load_telco_csv(tmp_path / "nope.csv")
-
-
-@pytest.mark.xfail(reason="telco.py:52 does not catch pd.errors.EmptyDataError", strict=True)
-def test_empty_telco_csv_raises_source_error_naming_the_file(tmp_path):
-    path = tmp_path / "empty.csv"
-    path.write_text("")
-    with pytest.raises(SourceError, match="empty.csv"):
+@pytest.mark.parametrize(
+    "content", [None, ""], ids=["missing", "empty"]
+)
+def test_unreadable_telco_csv_raises_source_error_naming_the_file(content, tmp_path):
+    path = tmp_path / "telco.csv"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(SourceError, match=str(path)):
         load_telco_csv(path)
 
 
@@ -375,7 +338,8 @@ def test_resolve_source_path(telco_spec, tmp_path, spec_path, override, expected
     spec = dataclasses.replace(telco_spec, source={"kind": "telco_csv", "path": spec_path})
     resolved = resolve_source_path(spec, root, override)
     expected = expected.replace("ROOT", str(root)).replace("PARENT", str(tmp_path))
-    assert resolved == Path(expected) and resolved.is_absolute()
+    assert resolved == Path(expected)
+    assert resolved.is_absolute()
 
 
 def test_resolve_source_path_without_any_path_raises_spec_error(telco_spec):

@@ -41,7 +41,9 @@ def clean(clean_batch):
 
 def test_clean_synthetic_batch_passes_and_is_typed(clean, spec):
     typed, report = enforce_spec(clean.assign(extra_column=1), spec, SOURCE)
-    assert report.ok and not report.errors and not report.warnings
+    assert report.ok
+    assert not report.errors
+    assert not report.warnings
     assert list(typed.columns) == list(spec.columns)
     assert typed["tenure_months"].dtype == "Int64"
     assert typed["support_tickets"].dtype == "Int64"
@@ -178,10 +180,6 @@ NULLABLE_SPEC = parse_spec(
 )
 
 
-@pytest.mark.xfail(
-    reason="validation.py:104/162 treat blank text as a bad value, line 150 as missing",
-    strict=True,
-)
 @pytest.mark.parametrize("column", ["amount", "colour"])
 def test_blank_text_in_nullable_column_is_accepted_as_missing(column):
     frame = pd.DataFrame(
@@ -196,7 +194,9 @@ def test_missing_required_column_is_named(clean, spec):
     with pytest.raises(DataValidationError) as info:
         enforce_spec(clean.drop(columns=["region", "churned"]), spec, SOURCE)
     message = str(info.value)
-    assert SOURCE in message and "column '<table>'" in message and "[schema, 2 row(s)]" in message
+    assert SOURCE in message
+    assert "column '<table>'" in message
+    assert "[schema, 2 row(s)]" in message
     assert "missing required column(s) ['region', 'churned']" in message
 
 
@@ -247,10 +247,7 @@ def test_unseen_category_in_non_strict_domain_is_only_a_warning(clean, spec):
     assert typed.loc[5, "region"] == "arctic"
 
 
-@pytest.mark.xfail(
-    reason="validation.py:111 astype('Int64') raises TypeError for values beyond int64",
-    strict=True,
-)
+@pytest.mark.filterwarnings("ignore:invalid value encountered in cast")
 def test_huge_number_in_integer_column_is_reported_not_crashing(clean, spec):
     clean["tenure_months"] = clean["tenure_months"].astype(object)
     clean.loc[3, "tenure_months"] = "1e30"

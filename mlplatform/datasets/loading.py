@@ -38,7 +38,7 @@ def resolve_source_path(spec: DatasetSpec, project_root: Path, override: str | N
 def _read_csv(path: Path) -> pd.DataFrame:
     try:
         return pd.read_csv(path)
-    except (OSError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise SourceError(f"{path}: cannot read CSV: {exc}") from exc
 
 

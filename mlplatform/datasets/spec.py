@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import math
+
 import yaml
 
 SPEC_DIR = Path(__file__).parent / "specs"
@@ -138,6 +140,18 @@ def _require(raw: dict[str, Any], key: str, where: str) -> Any:
     return raw[key]
 
 
+def _require_list(value: Any, where: str) -> None:
+    if not isinstance(value, list | tuple):
+        raise SpecError(f"{where}: must be a list of column names, got {value!r}")
+
+
+def _number(value: Any, where: str) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise SpecError(f"{where}: {value!r} is not a number") from None
+
+
 def _column(name: str, raw: dict[str, Any], where: str) -> ColumnSpec:
     col_type = _require(raw, "type", f"{where}.columns.{name}")
     if col_type not in COLUMN_TYPES:
@@ -171,16 +185,24 @@ def parse_spec(raw: dict[str, Any], where: str = "<spec>") -> DatasetSpec:
     Raises:
         SpecError: A field is missing, has the wrong type, or names an unknown column.
     """
-    columns = {
-        name: _column(name, col or {}, where)
-        for name, col in _require(raw, "columns", where).items()
-    }
+    raw_columns = _require(raw, "columns", where)
+    if not isinstance(raw_columns, dict):
+        raise SpecError(f"{where}.columns: must be a mapping of column name to its spec")
+    columns = {name: _column(name, col or {}, where) for name, col in raw_columns.items()}
     feats = raw.get("features", {}) or {}
+    if not isinstance(feats, dict):
+        raise SpecError(f"{where}.features: must be a mapping")
+    for key in ("numeric", "categorical", "boolean", "frequency", "days_since"):
+        _require_list(feats.get(key, []), f"{where}.features.{key}")
+    _require_list(raw.get("slices", []), f"{where}.slices")
     features = FeatureSpec(
         numeric=tuple(feats.get("numeric", ())),
         categorical=tuple(feats.get("categorical", ())),
         boolean=tuple(feats.get("boolean", ())),
-        cyclical={k: float(v) for k, v in (feats.get("cyclical") or {}).items()},
+        cyclical={
+            k: _number(v, f"{where}.features.cyclical.{k}")
+            for k, v in (feats.get("cyclical") or {}).items()
+        },
         frequency=tuple(feats.get("frequency", ())),
         days_since=tuple(feats.get("days_since", ())),
     )
@@ -205,7 +227,7 @@ def parse_spec(raw: dict[str, Any], where: str = "<spec>") -> DatasetSpec:
         features=features,
         slices=tuple(raw.get("slices", ())),
         behaviours=behaviours,
-        min_rows=int(raw.get("min_rows", 100)),
+        min_rows=int(_number(raw.get("min_rows", 100), f"{where}.min_rows")),
     )
     referenced = {
         "id_column": [spec.id_column],
@@ -220,7 +242,7 @@ def parse_spec(raw: dict[str, Any], where: str = "<spec>") -> DatasetSpec:
             if name not in columns:
                 raise SpecError(f"{where}.{field_name}: column '{name}' is not declared in columns")
     for name, period in features.cyclical.items():
-        if period <= 0:
+        if not (math.isfinite(period) and period > 0):
             raise SpecError(f"{where}.features.cyclical.{name}: period must be positive")
     return spec
 

@@ -170,8 +170,10 @@ def _inject_faults(frame: pd.DataFrame, faults: FaultConfig, rng: np.random.Gene
     unknown = _pick(rng, rows, faults.unknown_category_fraction)
     if len(unknown):
         frame.loc[unknown, "contract_type"] = UNKNOWN_CONTRACT
-    duplicates = _pick(rng, rows, faults.duplicate_id_fraction)
-    if len(duplicates):
+    # Row 0 donates its id, so only rows 1.. may receive it (else a "duplicate" of itself).
+    count = min(int(round(rows * faults.duplicate_id_fraction)), rows - 1)
+    if count > 0:
+        duplicates = rng.choice(np.arange(1, rows), size=count, replace=False)
         frame.loc[duplicates, "customer_id"] = frame["customer_id"].iloc[0]
     return frame
 

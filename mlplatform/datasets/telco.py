@@ -49,7 +49,7 @@ def load_telco_csv(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     try:
         raw = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (OSError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise SourceError(f"{path}: cannot read the Telco CSV: {exc}") from exc
     missing = sorted(set(RENAMES) - set(raw.columns))
     if missing:

@@ -105,9 +105,10 @@ def _coerce(column: ColumnSpec, raw: pd.Series) -> tuple[pd.Series, pd.Series]:
         parsed = pd.to_numeric(raw, errors="coerce")
         bad = raw.notna() & parsed.isna()
         if column.type == "integer":
-            fractional = parsed.notna() & (parsed % 1 != 0)
-            bad = bad | fractional
-            parsed = parsed.where(~fractional)
+            # Fractions and values beyond int64 are not integers; blank them so the cast holds.
+            not_int = parsed.notna() & ((parsed % 1 != 0) | (parsed.abs() >= 2**63))
+            bad = bad | not_int
+            parsed = parsed.where(~not_int)
         return parsed.astype("float64" if column.type == "float" else "Int64"), bad
     if column.type == "boolean":
         if pd.api.types.is_bool_dtype(raw):
@@ -146,12 +147,15 @@ def validate_frame(frame: pd.DataFrame, spec: DatasetSpec, source: str):
     typed = {}
     for name, column in spec.columns.items():
         raw = frame[name]
+        if raw.dtype == object:
+            # Blank text is a missing value, not a malformed one, for every rule below.
+            raw = raw.mask(raw.astype(str).str.strip() == "")
         parsed, bad_type = _coerce(column, raw)
         typed[name] = parsed
         if bad_type.any():
             report.errors.append(_violation(name, "type", bad_type, raw,
                                             f"values are not of type {column.type}"))
-        nulls = raw.isna() | (raw.astype(str).str.strip() == "") if raw.dtype == object else raw.isna()
+        nulls = raw.isna()
         if not column.nullable and nulls.any():
             report.errors.append(_violation(name, "not_null", nulls, raw, "missing values"))
         if column.min is not None or column.max is not None:

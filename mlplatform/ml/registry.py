@@ -47,7 +47,8 @@ def ensure_experiment(name: str, artifact_location: str | None) -> str:
         return experiment.experiment_id
     location = Path(artifact_location).resolve().as_uri() if artifact_location and "://" not in \
         artifact_location else artifact_location
-    return mlflow.create_experiment(name, artifact_location=location)
+    # An empty location means "the tracking server's default artifact store".
+    return mlflow.create_experiment(name, artifact_location=location or None)
 
 
 def log_and_register(

@@ -1,0 +1,52 @@
+# mlplatform: `make demo` runs the whole lifecycle, `make test` runs the test suite.
+# Settings below are defaults; variables already set in the environment win.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+
+export DAGSTER_HOME ?= $(CURDIR)/.dagster
+export MLPLATFORM_HOME ?= $(CURDIR)/.mlplatform
+export MLPLATFORM_DATASET ?= synthetic_churn
+export MLPLATFORM_DATA_PATH ?=
+export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/.mlflow/mlflow.db
+export MLFLOW_ARTIFACT_ROOT ?= $(CURDIR)/.mlflow/artifacts
+export MLPLATFORM_MIN_AUC ?= 0.80
+export MLPLATFORM_MIN_DELTA ?= 0.005
+
+.PHONY: install demo test test-fast dev mlflow-ui lint format clean
+
+$(BIN)/.installed: pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "mlplatform needs Python 3.11, found " + sys.version' 
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	@touch $@
+
+install: $(BIN)/.installed ## create .venv and install pinned dependencies
+
+demo: install ## run raw_data -> deployed_model twice on the embedded default and score rows
+	$(BIN)/mlplatform demo
+
+test: install ## the full test suite (unit, asset, end-to-end)
+	$(BIN)/python -m pytest
+
+test-fast: install ## everything but the end-to-end tests
+	$(BIN)/python -m pytest -m "not e2e"
+
+dev: install ## Dagster UI + daemon (schedules, sensors) on http://127.0.0.1:3000
+	@mkdir -p $(DAGSTER_HOME)
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+mlflow-ui: install ## MLflow UI on http://127.0.0.1:5000 for the embedded store
+	$(BIN)/mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) -h 127.0.0.1 -p 5000
+
+lint: install
+	$(BIN)/ruff check mlplatform mlplatform_tests
+	$(BIN)/ruff format --check mlplatform mlplatform_tests
+
+format: install
+	$(BIN)/ruff format mlplatform mlplatform_tests
+
+clean: ## forget all local state (instance, MLflow store, holdouts); keeps .venv
+	rm -rf .dagster .mlflow .mlplatform
