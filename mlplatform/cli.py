@@ -16,8 +16,10 @@ def _print_evaluation(evaluation, deployment) -> None:
         print(f"  delta {d.delta:+.4f}, 95% CI [{d.low:+.4f}, {d.high:+.4f}]")
     print(f"  decision: {'PROMOTE' if evaluation.should_promote else 'KEEP'} - {evaluation.reason}")
     if deployment is not None:
-        print(f"  champion now: v{deployment.champion_version} "
-              f"(previous: {deployment.previous_version or 'none'})")
+        print(
+            f"  champion now: v{deployment.champion_version} "
+            f"(previous: {deployment.previous_version or 'none'})"
+        )
 
 
 def demo(args: argparse.Namespace) -> int:
@@ -26,8 +28,10 @@ def demo(args: argparse.Namespace) -> int:
 
     apply_environment(args.dataset)
     dataset = os.environ["MLPLATFORM_DATASET"]
-    print(f"mlplatform demo: data set '{dataset}', Dagster instance {os.environ['DAGSTER_HOME']}, "
-          f"MLflow {os.environ['MLFLOW_TRACKING_URI']}")
+    print(
+        f"mlplatform demo: data set '{dataset}', Dagster instance {os.environ['DAGSTER_HOME']}, "
+        f"MLflow {os.environ['MLFLOW_TRACKING_URI']}"
+    )
     outcome = None
     for step, estimator in enumerate(("gradient_boosting", "logistic_regression"), start=1):
         started = time.perf_counter()
@@ -38,9 +42,11 @@ def demo(args: argparse.Namespace) -> int:
             return 1
         raw = outcome.values["raw_data"]
         features = outcome.values["features"]
-        print(f"  run {outcome.run_id} succeeded in {time.perf_counter() - started:.1f}s: "
-              f"{len(raw)} rows, train data {features.train_version}, "
-              f"holdout {features.holdout_version} ({len(features.holdout)} rows)")
+        print(
+            f"  run {outcome.run_id} succeeded in {time.perf_counter() - started:.1f}s: "
+            f"{len(raw)} rows, train data {features.train_version}, "
+            f"holdout {features.holdout_version} ({len(features.holdout)} rows)"
+        )
         _print_evaluation(outcome.values["evaluation"], outcome.values.get("deployed_model"))
     return _score_champion(outcome)
 
@@ -61,10 +67,14 @@ def _score_champion(outcome) -> int:
     rows = model_input(outcome.values["features"].holdout.head(3), spec)
     scores = model.predict(rows)
     print(f"\nScored 3 raw rows with {uri} (v{deployment.champion_version}):")
-    for row_id, score in zip(outcome.values["features"].holdout[spec.id_column].head(3), scores):
+    for row_id, score in zip(
+        outcome.values["features"].holdout[spec.id_column].head(3), scores, strict=False
+    ):
         print(f"  {row_id}: churn probability {float(score[1]):.3f}")
-    print("\nLook closer: `make dev`, then http://127.0.0.1:3000 (Assets -> evaluation), and "
-          "`make mlflow-ui` for the MLflow runs and registry.")
+    print(
+        "\nLook closer: `make dev`, then http://127.0.0.1:3000 (Assets -> evaluation), and "
+        "`make mlflow-ui` for the MLflow runs and registry."
+    )
     return 0
 
 
@@ -87,8 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlplatform", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     run_demo = commands.add_parser("demo", help="run the whole lifecycle on the embedded default")
-    run_demo.add_argument("--dataset", help="data set spec name or YAML path "
-                                            "(default: $MLPLATFORM_DATASET or synthetic_churn)")
+    run_demo.add_argument(
+        "--dataset",
+        help="data set spec name or YAML path (default: $MLPLATFORM_DATASET or synthetic_churn)",
+    )
     run_demo.set_defaults(func=demo)
     holdout = commands.add_parser("reset-holdout", help="re-draw the fixed holdout on next run")
     holdout.add_argument("--dataset")

@@ -27,8 +27,9 @@ def ensure_dagster_home(home: Path) -> None:
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     if not config.exists():
-        config.write_text("# Embedded default: SQLite storage in this directory.\n"
-                          "telemetry:\n  enabled: false\n")
+        config.write_text(
+            "# Embedded default: SQLite storage in this directory.\ntelemetry:\n  enabled: false\n"
+        )
 
 
 @dataclass(frozen=True)
@@ -55,11 +56,16 @@ def run_graph(run_config: dict | None = None, instance: dg.DagsterInstance | Non
 
     job = defs.resolve_implicit_global_asset_job_def()
     instance = instance or dg.DagsterInstance.get()
-    result = job.execute_in_process(run_config=run_config, instance=instance,
-                                    raise_on_error=False)
+    result = job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False)
     values = {}
-    for key in ("raw_data", "validated_data", "features", "challenger_model", "evaluation",
-                "deployed_model"):
+    for key in (
+        "raw_data",
+        "validated_data",
+        "features",
+        "challenger_model",
+        "evaluation",
+        "deployed_model",
+    ):
         try:
             values[key] = result.asset_value(key)
         except Exception:  # noqa: BLE001 - an asset that did not materialise has no value
@@ -67,9 +73,10 @@ def run_graph(run_config: dict | None = None, instance: dg.DagsterInstance | Non
     failure = None
     if not result.success:
         failures = [e for e in result.all_events if e.is_step_failure]
-        failure = "\n".join(
-            f"{e.step_key}: {_root_cause(e.step_failure_data.error)}" for e in failures
-        ) or "run failed (see the Dagster UI)"
+        failure = (
+            "\n".join(f"{e.step_key}: {_root_cause(e.step_failure_data.error)}" for e in failures)
+            or "run failed (see the Dagster UI)"
+        )
     return RunOutcome(result.run_id, result.success, failure, values)
 
 

@@ -20,7 +20,7 @@ def resolve_tracking_uri(uri: str) -> str:
     """
     prefix = "sqlite:///"
     if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
-        return prefix + str(resolve_in_project(uri[len(prefix):]))
+        return prefix + str(resolve_in_project(uri[len(prefix) :]))
     return uri
 
 

@@ -32,8 +32,10 @@ def _materialized(instance, asset: str) -> int:
 
 def _aliases(platform, model_name):
     client = MlflowClient(tracking_uri=platform.tracking_uri, registry_uri=platform.tracking_uri)
-    return {alias: version_for_alias(client, model_name, alias)
-            for alias in (CHALLENGER, CHAMPION, PREVIOUS)}
+    return {
+        alias: version_for_alias(client, model_name, alias)
+        for alias in (CHALLENGER, CHAMPION, PREVIOUS)
+    }
 
 
 @pytest.fixture
@@ -52,8 +54,11 @@ def test_full_graph_registers_and_promotes_a_first_champion(platform, instance):
     assert not set(features.train["customer_id"]) & set(features.holdout["customer_id"])
     assert evaluation.challenger.low <= evaluation.challenger.auc <= evaluation.challenger.high
     assert evaluation.challenger.low >= 0.80 and evaluation.champion is None
-    assert _aliases(platform, deployment.model_name) == {CHALLENGER: "1", CHAMPION: "1",
-                                                        PREVIOUS: None}
+    assert _aliases(platform, deployment.model_name) == {
+        CHALLENGER: "1",
+        CHAMPION: "1",
+        PREVIOUS: None,
+    }
     materialization = instance.get_latest_materialization_event(dg.AssetKey("evaluation"))
     metadata = materialization.asset_materialization.metadata
     assert "95% CI" in metadata["holdout_auc_ci"].value
@@ -67,8 +72,10 @@ def test_second_challenger_is_compared_with_the_champion_on_the_same_holdout(pla
     first = _materialize(platform, instance)
     second = _materialize(platform, instance, estimator="logistic_regression")
     assert first.success and second.success
-    assert (first.asset_value("features").holdout_version
-            == second.asset_value("features").holdout_version)
+    assert (
+        first.asset_value("features").holdout_version
+        == second.asset_value("features").holdout_version
+    )
     evaluation = second.asset_value("evaluation")
     assert evaluation.champion_version == "1" and evaluation.challenger_version == "2"
     assert evaluation.difference is not None

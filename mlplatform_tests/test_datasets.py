@@ -310,9 +310,7 @@ def test_telco_csv_missing_a_column_names_file_and_column(dropped, tmp_path):
     assert dropped in str(info.value)
 
 
-@pytest.mark.parametrize(
-    "content", [None, ""], ids=["missing", "empty"]
-)
+@pytest.mark.parametrize("content", [None, ""], ids=["missing", "empty"])
 def test_unreadable_telco_csv_raises_source_error_naming_the_file(content, tmp_path):
     path = tmp_path / "telco.csv"
     if content is not None:

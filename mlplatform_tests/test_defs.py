@@ -9,11 +9,22 @@ import pytest
 from mlplatform.definitions import defs
 from mlplatform_tests.conftest import REPO_ROOT
 
-ASSETS = ["raw_data", "validated_data", "features", "challenger_model", "evaluation",
-          "deployed_model"]
-GROUPS = {"raw_data": "data", "validated_data": "data", "features": "features",
-          "challenger_model": "training", "evaluation": "evaluation",
-          "deployed_model": "deployment"}
+ASSETS = [
+    "raw_data",
+    "validated_data",
+    "features",
+    "challenger_model",
+    "evaluation",
+    "deployed_model",
+]
+GROUPS = {
+    "raw_data": "data",
+    "validated_data": "data",
+    "features": "features",
+    "challenger_model": "training",
+    "evaluation": "evaluation",
+    "deployed_model": "deployment",
+}
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +50,7 @@ def test_asset_group_and_one_sentence_description(graph, asset, group):
 
 
 def test_lineage_is_a_chain_from_raw_data_to_deployed_model(graph):
-    for upstream, downstream in zip(ASSETS, ASSETS[1:]):
+    for upstream, downstream in zip(ASSETS, ASSETS[1:], strict=False):
         parents = {k.to_user_string() for k in graph.get(dg.AssetKey(downstream)).parent_keys}
         assert upstream in parents, f"{downstream} does not read {upstream}"
 
@@ -48,8 +59,10 @@ def test_gate_checks_are_blocking(graph):
     checks = {key.to_user_string(): key for key in graph.asset_check_keys}
     assert "evaluation:challenger_auc_above_threshold" in checks
     assert "validated_data:label_has_both_classes" in checks
-    for name in ("evaluation:challenger_auc_above_threshold",
-                 "validated_data:label_has_both_classes"):
+    for name in (
+        "evaluation:challenger_auc_above_threshold",
+        "validated_data:label_has_both_classes",
+    ):
         assert graph.get_check_spec(checks[name]).blocking
 
 
@@ -73,6 +86,9 @@ def test_weekly_schedule_runs_the_retrain_path_monday_0300_utc():
 def test_dagster_definitions_validate_accepts_the_workspace():
     result = subprocess.run(
         [sys.executable, "-m", "dagster", "definitions", "validate", "-w", "workspace.yaml"],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -23,9 +23,10 @@ BIN = Path(sys.executable).parent
 
 def _run(args, env, cwd, timeout=600):
     # cwd outside the repository: dagster CLIs load a .env from cwd, and it would win over env.
-    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True,
-                            timeout=timeout)
-    assert result.returncode == 0, f"{args} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, (
+        f"{args} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
+    )
     return result
 
 
@@ -37,15 +38,29 @@ def _champion(platform, model_name):
 
 def _as_json_records(frame: pd.DataFrame) -> pd.DataFrame:
     """What a client sends: JSON-typed values, extra columns included."""
-    return pd.read_json(pd.io.common.StringIO(frame.to_json(orient="records", date_format="iso")),
-                        orient="records", convert_dates=False)
+    return pd.read_json(
+        pd.io.common.StringIO(frame.to_json(orient="records", date_format="iso")),
+        orient="records",
+        convert_dates=False,
+    )
 
 
 def test_dagster_cli_materialises_the_graph_and_the_champion_scores_raw_rows(
     platform, subprocess_env
 ):
-    _run([str(BIN / "dagster"), "asset", "materialize", "-m", "mlplatform.definitions",
-          "--select", "*"], subprocess_env, platform.root)
+    _run(
+        [
+            str(BIN / "dagster"),
+            "asset",
+            "materialize",
+            "-m",
+            "mlplatform.definitions",
+            "--select",
+            "*",
+        ],
+        subprocess_env,
+        platform.root,
+    )
     model = _champion(platform, "mlplatform-synthetic_churn")
     raw = generate_batch(date(2026, 6, 1), 50, seed=7).drop(columns=["churned"])
     raw["signup_date"] = raw["signup_date"].dt.strftime("%Y-%m-%d")
@@ -74,7 +89,14 @@ def test_mlplatform_demo_on_telco_registers_a_champion_that_scores_raw_rows(
 def test_mlplatform_demo_on_synthetic_data_prints_the_summary(platform, subprocess_env):
     result = _run([str(BIN / "mlplatform"), "demo"], subprocess_env, platform.root)
     out = result.stdout
-    for expected in ("rows", "holdout", "AUC", "95% CI", "champion now: v", "Scored 3 raw rows",
-                     "http://127.0.0.1:3000"):
+    for expected in (
+        "rows",
+        "holdout",
+        "AUC",
+        "95% CI",
+        "champion now: v",
+        "Scored 3 raw rows",
+        "http://127.0.0.1:3000",
+    ):
         assert expected in out, expected
     assert "FAILED" not in out

@@ -45,9 +45,7 @@ def test_cyclical_hour_0_and_24_are_equal():
 
 
 def test_cyclical_tiny_float_error_does_not_break_wraparound():
-    out = cyclical_encode(
-        pd.Series([0.0, 24.0 - 1e-13, 24.0 + 1e-13, -1e-20]), period=24
-    )
+    out = cyclical_encode(pd.Series([0.0, 24.0 - 1e-13, 24.0 + 1e-13, -1e-20]), period=24)
     for row in range(1, 4):
         assert np.allclose(out.iloc[row], out.iloc[0])
 
@@ -166,9 +164,7 @@ def test_frequency_counts_match_value_counts(values):
     series = pd.Series(values)
     counts = frequency_encode(series, normalize=False)
     assert not counts.isna().any()
-    expected = series.fillna(MISSING_CATEGORY).map(
-        series.fillna(MISSING_CATEGORY).value_counts()
-    )
+    expected = series.fillna(MISSING_CATEGORY).map(series.fillna(MISSING_CATEGORY).value_counts())
     assert counts.tolist() == expected.astype(float).tolist()
 
 
@@ -182,9 +178,7 @@ def test_frequency_encode_equals_fit_then_apply():
 @pytest.mark.parametrize("unseen", [0.0, -1.0, 0.123])
 def test_apply_frequencies_unseen_category(unseen):
     frequencies = fit_frequencies(pd.Series(["a", "a", "b", "c"]))
-    out = apply_frequencies(
-        pd.Series(["a", "zzz", None], name="city"), frequencies, unseen
-    )
+    out = apply_frequencies(pd.Series(["a", "zzz", None], name="city"), frequencies, unseen)
     assert out.name == "city_freq"
     assert out.tolist() == [0.5, unseen, unseen]
 
@@ -223,9 +217,7 @@ def test_frequency_empty_series():
     ],
 )
 def test_days_since_known_value_for_reference_types(reference):
-    out = compute_days_since_reference(
-        pd.Series(["2026-01-01"], name="signup"), reference
-    )
+    out = compute_days_since_reference(pd.Series(["2026-01-01"], name="signup"), reference)
     assert out.name == "signup_days_since"
     assert out.dtype == "float64"
     assert out.iloc[0] == pytest.approx(30.0)
@@ -368,9 +360,7 @@ def test_engineer_fit_transform_shapes_and_names(train):
     assert list(engineer.get_feature_names_out()) == EXPECTED_NAMES
     assert out.shape == (len(train), len(EXPECTED_NAMES))
     assert out.index.equals(train.index)
-    pd.testing.assert_frame_equal(
-        out[["amount", "segment"]], train[["amount", "segment"]]
-    )
+    pd.testing.assert_frame_equal(out[["amount", "segment"]], train[["amount", "segment"]])
     assert out["city_freq"].tolist() == [0.6, 0.2, 0.6, 0.2, 0.6]
     assert out["hour_sin"].iloc[0] == pytest.approx(out["hour_sin"].iloc[3])
     assert np.isnan(out["hour_sin"].iloc[4])
@@ -410,9 +400,7 @@ def test_engineer_reference_date_none_without_dates():
 
 
 def test_engineer_reference_date_tz_aware_training_data():
-    frame = pd.DataFrame(
-        {"d": pd.to_datetime(["2026-01-01T05:00"]).tz_localize("Asia/Tokyo")}
-    )
+    frame = pd.DataFrame({"d": pd.to_datetime(["2026-01-01T05:00"]).tz_localize("Asia/Tokyo")})
     engineer = FeatureEngineer(days_since=["d"]).fit(frame)
     assert pd.Timestamp(engineer.reference_date_) == pd.Timestamp("2025-12-31T20:00")
     assert engineer.transform(frame)["d_days_since"].iloc[0] == pytest.approx(0.0)

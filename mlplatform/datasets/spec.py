@@ -5,11 +5,10 @@ A spec is plain data (loaded from YAML) so that nothing in the pipeline is hard-
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import math
 
 import yaml
 

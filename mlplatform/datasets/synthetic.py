@@ -123,8 +123,10 @@ def generate_batch(
     contract = rng.choice(CONTRACT_TYPES, size=rows, p=[monthly_share, rest * 1.2, rest * 0.8])
     is_enterprise = rng.random(rows) < 0.22
     tenure = np.clip(rng.gamma(1.6, 14.0, rows) + drift.tenure_shift_months, 0, 240).round()
-    signup = [day - timedelta(days=int(t * 30.44) + int(d)) for t, d in
-              zip(tenure, rng.integers(0, 28, rows))]
+    signup = [
+        day - timedelta(days=int(t * 30.44) + int(d))
+        for t, d in zip(tenure, rng.integers(0, 28, rows), strict=False)
+    ]
     base_spend = rng.lognormal(np.log(65.0), 0.45, rows) * np.where(is_enterprise, 2.5, 1.0)
     spend = np.clip(base_spend * drift.spend_multiplier, 5.0, 4999.0).round(2)
     tickets = rng.poisson(np.where(contract == "monthly", 1.4, 0.8))

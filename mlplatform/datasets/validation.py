@@ -62,8 +62,10 @@ class ValidationReport:
 
     def summary(self) -> str:
         """Multi-line description of every error and warning."""
-        lines = [f"{self.source}: {self.rows} rows, {len(self.errors)} error(s), "
-                 f"{len(self.warnings)} warning(s)"]
+        lines = [
+            f"{self.source}: {self.rows} rows, {len(self.errors)} error(s), "
+            f"{len(self.warnings)} warning(s)"
+        ]
         lines += [f"  ERROR {v.describe()}" for v in self.errors]
         lines += [f"  WARN  {v.describe()}" for v in self.warnings]
         return "\n".join(lines)
@@ -136,14 +138,25 @@ def validate_frame(frame: pd.DataFrame, spec: DatasetSpec, source: str):
     frame = frame.reset_index(drop=True)
     missing = [name for name in spec.columns if name not in frame.columns]
     if missing:
-        report.errors.append(Violation("<table>", "schema", len(missing),
-                                       values=tuple(missing),
-                                       detail=f"missing required column(s) {missing}"))
+        report.errors.append(
+            Violation(
+                "<table>",
+                "schema",
+                len(missing),
+                values=tuple(missing),
+                detail=f"missing required column(s) {missing}",
+            )
+        )
         return frame, report
     if len(frame) < spec.min_rows:
-        report.errors.append(Violation("<table>", "row_count", len(frame),
-                                       detail=f"{len(frame)} rows, fewer than the "
-                                              f"minimum {spec.min_rows}"))
+        report.errors.append(
+            Violation(
+                "<table>",
+                "row_count",
+                len(frame),
+                detail=f"{len(frame)} rows, fewer than the minimum {spec.min_rows}",
+            )
+        )
     typed = {}
     for name, column in spec.columns.items():
         raw = frame[name]
@@ -153,8 +166,9 @@ def validate_frame(frame: pd.DataFrame, spec: DatasetSpec, source: str):
         parsed, bad_type = _coerce(column, raw)
         typed[name] = parsed
         if bad_type.any():
-            report.errors.append(_violation(name, "type", bad_type, raw,
-                                            f"values are not of type {column.type}"))
+            report.errors.append(
+                _violation(name, "type", bad_type, raw, f"values are not of type {column.type}")
+            )
         nulls = raw.isna()
         if not column.nullable and nulls.any():
             report.errors.append(_violation(name, "not_null", nulls, raw, "missing values"))
@@ -164,19 +178,24 @@ def validate_frame(frame: pd.DataFrame, spec: DatasetSpec, source: str):
             numeric = parsed.astype("float64")
             out = numeric.notna() & ((numeric < low) | (numeric > high))
             if out.any():
-                report.errors.append(_violation(name, "range", out, raw,
-                                                f"values outside [{column.min}, {column.max}]"))
+                report.errors.append(
+                    _violation(
+                        name, "range", out, raw, f"values outside [{column.min}, {column.max}]"
+                    )
+                )
         if column.domain:
             unknown = parsed.notna() & ~parsed.isin(column.domain)
             if unknown.any():
                 target = report.errors if column.strict_domain else report.warnings
-                target.append(_violation(name, "domain", unknown, raw,
-                                         f"values outside {list(column.domain)}"))
+                target.append(
+                    _violation(
+                        name, "domain", unknown, raw, f"values outside {list(column.domain)}"
+                    )
+                )
     ids = frame[spec.id_column]
     duplicated = ids.notna() & ids.duplicated(keep=False)
     if duplicated.any():
-        report.errors.append(_violation(spec.id_column, "unique", duplicated, ids,
-                                        "duplicate ids"))
+        report.errors.append(_violation(spec.id_column, "unique", duplicated, ids, "duplicate ids"))
     return pd.DataFrame(typed), report
 
 

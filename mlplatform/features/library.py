@@ -180,9 +180,7 @@ def _parse_reference(reference: Any) -> pd.Timestamp:
     try:
         parsed = pd.to_datetime(reference, utc=True)
     except (TypeError, ValueError) as exc:
-        raise ValueError(
-            f"reference date {reference!r} cannot be parsed: {exc}"
-        ) from exc
+        raise ValueError(f"reference date {reference!r} cannot be parsed: {exc}") from exc
     if not isinstance(parsed, pd.Timestamp) or pd.isna(parsed):
         raise ValueError(f"reference date {reference!r} is not a single valid date")
     return parsed.tz_localize(None)
@@ -220,9 +218,7 @@ def _as_columns(value: Iterable[Hashable] | None, param: str) -> list[Hashable]:
         return []
     if isinstance(value, str):
         # A bare string would otherwise be iterated character by character.
-        raise TypeError(
-            f"FeatureEngineer.{param} must be a list of column names, got {value!r}"
-        )
+        raise TypeError(f"FeatureEngineer.{param} must be a list of column names, got {value!r}")
     return list(value)
 
 
@@ -277,10 +273,7 @@ class FeatureEngineer(TransformerMixin, BaseEstimator):
                 "FeatureEngineer.cyclical must map column names to periods, "
                 f"got {type(self.cyclical).__name__}"
             )
-        return [
-            (column, _check_period(period, column))
-            for column, period in self.cyclical.items()
-        ]
+        return [(column, _check_period(period, column)) for column, period in self.cyclical.items()]
 
     def _required_columns(self) -> list[Hashable]:
         required: list[Hashable] = []
@@ -298,18 +291,11 @@ class FeatureEngineer(TransformerMixin, BaseEstimator):
         names: list[Any] = list(_as_columns(self.passthrough, "passthrough"))
         for column, _ in self._cyclical_items():
             names += [f"{column}_sin", f"{column}_cos"]
-        names += [
-            f"{column}_freq" for column in _as_columns(self.frequency, "frequency")
-        ]
-        names += [
-            f"{column}_days_since"
-            for column in _as_columns(self.days_since, "days_since")
-        ]
+        names += [f"{column}_freq" for column in _as_columns(self.frequency, "frequency")]
+        names += [f"{column}_days_since" for column in _as_columns(self.days_since, "days_since")]
         duplicates = sorted({str(n) for n in names if names.count(n) > 1})
         if duplicates:
-            raise ValueError(
-                f"FeatureEngineer would produce duplicate output columns {duplicates}"
-            )
+            raise ValueError(f"FeatureEngineer would produce duplicate output columns {duplicates}")
         return names
 
     def _check_input(self, X: Any, method: str) -> None:
@@ -318,9 +304,7 @@ class FeatureEngineer(TransformerMixin, BaseEstimator):
                 f"FeatureEngineer.{method} needs a pandas DataFrame (columns are selected by "
                 f"name), got {type(X).__name__}"
             )
-        missing = [
-            column for column in self._required_columns() if column not in X.columns
-        ]
+        missing = [column for column in self._required_columns() if column not in X.columns]
         if missing:
             raise ValueError(
                 f"FeatureEngineer.{method}: input is missing column(s) {missing}; "
@@ -354,8 +338,7 @@ class FeatureEngineer(TransformerMixin, BaseEstimator):
         }
 
         latest = [
-            _parse_dates(X[column]).max()
-            for column in _as_columns(self.days_since, "days_since")
+            _parse_dates(X[column]).max() for column in _as_columns(self.days_since, "days_since")
         ]
         latest = [value for value in latest if not pd.isna(value)]
         # Kept as an ISO string: MLflow's skops format cannot rebuild a pandas Timestamp.
@@ -401,9 +384,7 @@ class FeatureEngineer(TransformerMixin, BaseEstimator):
                     )
                 )
             else:
-                parts.append(
-                    compute_days_since_reference(X[column], self.reference_date_)
-                )
+                parts.append(compute_days_since_reference(X[column], self.reference_date_))
 
         if not parts:
             return pd.DataFrame(index=X.index)

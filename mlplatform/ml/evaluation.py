@@ -56,16 +56,22 @@ class Evaluation:
     def reason(self) -> str:
         """Why the challenger will or will not replace the champion."""
         if not self.clears_auc_threshold:
-            return (f"challenger v{self.challenger_version} {self.challenger.describe()}: lower "
-                    f"bound {self.challenger.low:.3f} is below the threshold {self.min_auc:.3f}")
+            return (
+                f"challenger v{self.challenger_version} {self.challenger.describe()}: lower "
+                f"bound {self.challenger.low:.3f} is below the threshold {self.min_auc:.3f}"
+            )
         if self.difference is None:
-            return (f"no champion yet; challenger v{self.challenger_version} clears the AUC "
-                    f"threshold ({self.challenger.low:.3f} >= {self.min_auc:.3f})")
+            return (
+                f"no champion yet; challenger v{self.challenger_version} clears the AUC "
+                f"threshold ({self.challenger.low:.3f} >= {self.min_auc:.3f})"
+            )
         d = self.difference
         verdict = "beats" if self.beats_champion else "does not beat"
-        return (f"challenger v{self.challenger_version} {verdict} champion "
-                f"v{self.champion_version}: delta {d.delta:+.4f}, 95% CI [{d.low:+.4f}, "
-                f"{d.high:+.4f}], required lower bound > {self.min_delta:.4f}")
+        return (
+            f"challenger v{self.challenger_version} {verdict} champion "
+            f"v{self.champion_version}: delta {d.delta:+.4f}, 95% CI [{d.low:+.4f}, "
+            f"{d.high:+.4f}], required lower bound > {self.min_delta:.4f}"
+        )
 
     def markdown(self) -> str:
         """A decision table for the Dagster UI."""
@@ -78,9 +84,12 @@ class Evaluation:
             rows.append(_row("champion", self.champion_version, self.champion))
         if self.difference is not None:
             d = self.difference
-            rows.append(f"| delta (paired DeLong) | | {d.delta:+.4f} | [{d.low:+.4f}, {d.high:+.4f}] |")
-        decision = "PROMOTE" if self.should_promote else "KEEP CHAMPION" if self.champion \
-            else "REJECT"
+            rows.append(
+                f"| delta (paired DeLong) | | {d.delta:+.4f} | [{d.low:+.4f}, {d.high:+.4f}] |"
+            )
+        decision = (
+            "PROMOTE" if self.should_promote else "KEEP CHAMPION" if self.champion else "REJECT"
+        )
         return "\n".join(rows) + (
             f"\n\n**Decision: {decision}**: {self.reason}\n\n"
             f"Holdout `{self.holdout_version}` ({self.holdout_rows} rows); "
@@ -89,8 +98,10 @@ class Evaluation:
 
 
 def _row(role: str, version: str | None, estimate: AucEstimate) -> str:
-    return (f"| {role} | v{version} | {estimate.auc:.4f} +/- {estimate.half_width:.4f} | "
-            f"[{estimate.low:.4f}, {estimate.high:.4f}] |")
+    return (
+        f"| {role} | v{version} | {estimate.auc:.4f} +/- {estimate.half_width:.4f} | "
+        f"[{estimate.low:.4f}, {estimate.high:.4f}] |"
+    )
 
 
 def evaluate_on_holdout(

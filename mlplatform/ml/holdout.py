@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -88,12 +88,17 @@ def load_or_create_holdout(
     # is the same on the run that creates the snapshot and on every later run.
     snapshot = pd.read_parquet(path)
     version = frame_digest(snapshot)
-    (store_dir / META_FILE).write_text(json.dumps({
-        "version": version,
-        "rows": len(snapshot),
-        "fraction": fraction,
-        "created_at": datetime.now(timezone.utc).isoformat(),
-    }, indent=2))
+    (store_dir / META_FILE).write_text(
+        json.dumps(
+            {
+                "version": version,
+                "rows": len(snapshot),
+                "fraction": fraction,
+                "created_at": datetime.now(UTC).isoformat(),
+            },
+            indent=2,
+        )
+    )
     return Holdout(snapshot, version, path, created=True)
 
 

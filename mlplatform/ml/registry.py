@@ -45,8 +45,11 @@ def ensure_experiment(name: str, artifact_location: str | None) -> str:
     experiment = mlflow.get_experiment_by_name(name)
     if experiment is not None:
         return experiment.experiment_id
-    location = Path(artifact_location).resolve().as_uri() if artifact_location and "://" not in \
-        artifact_location else artifact_location
+    location = (
+        Path(artifact_location).resolve().as_uri()
+        if artifact_location and "://" not in artifact_location
+        else artifact_location
+    )
     # An empty location means "the tracking server's default artifact store".
     return mlflow.create_experiment(name, artifact_location=location or None)
 
@@ -128,8 +131,9 @@ def promote_to_champion(client: MlflowClient, model_name: str, version: str) -> 
 
 def load_pipeline(model_name: str, alias_or_version: str):
     """Loads a registered pipeline as a scikit-learn object (keeps predict_proba)."""
-    reference = f"@{alias_or_version}" if not str(alias_or_version).isdigit() else \
-        f"/{alias_or_version}"
+    reference = (
+        f"@{alias_or_version}" if not str(alias_or_version).isdigit() else f"/{alias_or_version}"
+    )
     return mlflow.sklearn.load_model(f"models:/{model_name}{reference}")
 
 

@@ -133,16 +133,20 @@ def build_pipeline(spec: DatasetSpec, params: TrainingParams) -> Pipeline:
         numeric_steps.append(("scale", StandardScaler()))
     transformers = [("numeric", Pipeline(numeric_steps), numeric)]
     if feats.categorical:
-        categorical = Pipeline([
-            ("impute", SimpleImputer(strategy="constant", fill_value="__missing__")),
-            ("encode", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
-        ])
+        categorical = Pipeline(
+            [
+                ("impute", SimpleImputer(strategy="constant", fill_value="__missing__")),
+                ("encode", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
+            ]
+        )
         transformers.append(("categorical", categorical, list(feats.categorical)))
     if feats.boolean:
-        boolean = Pipeline([
-            ("as_float", FunctionTransformer(as_float, feature_names_out="one-to-one")),
-            ("impute", SimpleImputer(strategy="most_frequent", keep_empty_features=True)),
-        ])
+        boolean = Pipeline(
+            [
+                ("as_float", FunctionTransformer(as_float, feature_names_out="one-to-one")),
+                ("impute", SimpleImputer(strategy="most_frequent", keep_empty_features=True)),
+            ]
+        )
         transformers.append(("boolean", boolean, list(feats.boolean)))
     engineer = FeatureEngineer(
         cyclical=dict(feats.cyclical),
@@ -150,11 +154,13 @@ def build_pipeline(spec: DatasetSpec, params: TrainingParams) -> Pipeline:
         days_since=tuple(feats.days_since),
         passthrough=tuple(dict.fromkeys([*feats.numeric, *feats.categorical, *feats.boolean])),
     )
-    return Pipeline([
-        ("features", engineer),
-        ("preprocess", ColumnTransformer(transformers, remainder="drop")),
-        ("model", _estimator(params)),
-    ])
+    return Pipeline(
+        [
+            ("features", engineer),
+            ("preprocess", ColumnTransformer(transformers, remainder="drop")),
+            ("model", _estimator(params)),
+        ]
+    )
 
 
 def train_pipeline(frame: pd.DataFrame, spec: DatasetSpec, params: TrainingParams) -> Pipeline:

@@ -27,6 +27,8 @@ def categories_within_domain(validated_data: pd.DataFrame, dataset: DatasetResou
         severity=dg.AssetCheckSeverity.WARN,
         metadata={
             "unseen_rows": sum(w.count for w in unseen),
-            "details": dg.MetadataValue.md("\n".join(f"- {w.describe()}" for w in unseen) or "none"),
+            "details": dg.MetadataValue.md(
+                "\n".join(f"- {w.describe()}" for w in unseen) or "none"
+            ),
         },
     )

@@ -42,15 +42,18 @@ def evaluation(
         min_delta=gates.min_delta_value,
     )
     with mlflow.start_run(run_id=challenger_model.run_id):
-        mlflow.log_metrics({
-            "holdout_auc": result.challenger.auc,
-            "holdout_auc_ci_low": result.challenger.low,
-            "holdout_auc_ci_high": result.challenger.high,
-        })
+        mlflow.log_metrics(
+            {
+                "holdout_auc": result.challenger.auc,
+                "holdout_auc_ci_low": result.challenger.low,
+                "holdout_auc_ci_high": result.challenger.high,
+            }
+        )
         if result.difference is not None:
             mlflow.log_metric("delta_vs_champion", result.difference.delta)
-    client.set_model_version_tag(name, challenger_model.version, "holdout_auc",
-                                 f"{result.challenger.auc:.4f}")
+    client.set_model_version_tag(
+        name, challenger_model.version, "holdout_auc", f"{result.challenger.auc:.4f}"
+    )
     metadata = {
         "decision": dg.MetadataValue.md(result.markdown()),
         "challenger_version": challenger_model.version,

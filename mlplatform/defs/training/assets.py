@@ -58,8 +58,12 @@ def challenger_model(
     with mlflow_tracking.start_run(run_name=f"train-{spec.name}", tags=tags):
         mlflow.log_params(params.as_dict())
         mlflow.log_input(
-            mlflow.data.from_pandas(train, source=dataset.source_description(),
-                                    name=f"{spec.name}-train", targets=spec.label_column),
+            mlflow.data.from_pandas(
+                train,
+                source=dataset.source_description(),
+                name=f"{spec.name}-train",
+                targets=spec.label_column,
+            ),
             context="training",
         )
         pipeline = train_pipeline(train, spec, params)
