@@ -23,7 +23,10 @@ $(BIN)/.installed: pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	@touch $@
 
-install: $(BIN)/.installed ## create .venv and install pinned dependencies
+install: $(BIN)/.installed | $(DAGSTER_HOME) ## create .venv and install pinned dependencies
+
+$(DAGSTER_HOME):
+	mkdir -p $@
 
 demo: install ## run raw_data -> deployed_model twice on the embedded default and score rows
 	$(BIN)/mlplatform demo
@@ -35,7 +38,6 @@ test-fast: install ## everything but the end-to-end tests
 	$(BIN)/python -m pytest -m "not e2e"
 
 dev: install ## Dagster UI + daemon (schedules, sensors) on http://127.0.0.1:3000
-	@mkdir -p $(DAGSTER_HOME)
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 mlflow-ui: install ## MLflow UI on http://127.0.0.1:5000 for the embedded store

@@ -56,20 +56,15 @@ def run_graph(run_config: dict | None = None, instance: dg.DagsterInstance | Non
 
     job = defs.resolve_implicit_global_asset_job_def()
     instance = instance or dg.DagsterInstance.get()
-    result = job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False)
-    values = {}
-    for key in (
-        "raw_data",
-        "validated_data",
-        "features",
-        "challenger_model",
-        "evaluation",
-        "deployed_model",
-    ):
-        try:
-            values[key] = result.asset_value(key)
-        except Exception:  # noqa: BLE001 - an asset that did not materialise has no value
-            continue
+    # The CLI prints its own progress; the run's full event log is in the UI.
+    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+    result = job.execute_in_process(
+        run_config={**quiet, **(run_config or {})}, instance=instance, raise_on_error=False
+    )
+    materialized = {
+        event.asset_key.to_user_string() for event in result.get_asset_materialization_events()
+    }
+    values = {key: result.asset_value(key) for key in materialized}
     failure = None
     if not result.success:
         failures = [e for e in result.all_events if e.is_step_failure]
@@ -77,6 +72,9 @@ def run_graph(run_config: dict | None = None, instance: dg.DagsterInstance | Non
             "\n".join(f"{e.step_key}: {_root_cause(e.step_failure_data.error)}" for e in failures)
             or "run failed (see the Dagster UI)"
         )
+        failed_checks = [e for e in result.get_asset_check_evaluations() if not e.passed]
+        for check in failed_checks:
+            failure += f"\n  check {check.check_name} failed: {check.description or ''}"
     return RunOutcome(result.run_id, result.success, failure, values)
 
 

@@ -83,12 +83,22 @@ def test_weekly_schedule_runs_the_retrain_path_monday_0300_utc():
     assert selected == set(ASSETS)
 
 
-def test_dagster_definitions_validate_accepts_the_workspace():
+def test_dagster_definitions_validate_accepts_the_workspace(platform, subprocess_env):
     result = subprocess.run(
-        [sys.executable, "-m", "dagster", "definitions", "validate", "-w", "workspace.yaml"],
-        cwd=REPO_ROOT,
+        [
+            sys.executable,
+            "-m",
+            "dagster",
+            "definitions",
+            "validate",
+            "-w",
+            str(REPO_ROOT / "workspace.yaml"),
+        ],
+        cwd=platform.root,
+        env=subprocess_env,
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+    assert "passed validation" in result.stdout + result.stderr

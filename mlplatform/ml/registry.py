@@ -7,6 +7,7 @@ Aliases carry the deployment state: ``challenger`` (newest trained), ``champion`
 from __future__ import annotations
 
 import platform
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,7 +80,10 @@ def log_and_register(
     run = mlflow.active_run()
     if run is None:
         raise RuntimeError("log_and_register needs an active MLflow run")
-    signature = infer_signature(example_input, example_scores)
+    with warnings.catch_warnings():
+        # int64 inputs are deliberate (non-nullable by spec), so MLflow's hint does not apply.
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+        signature = infer_signature(example_input, example_scores)
     info = mlflow.sklearn.log_model(
         pipeline,
         name=artifact_name,

@@ -1,3 +1,5 @@
+import warnings
+
 import dagster as dg
 import mlflow
 from pydantic import Field
@@ -57,15 +59,18 @@ def challenger_model(
     }
     with mlflow_tracking.start_run(run_name=f"train-{spec.name}", tags=tags):
         mlflow.log_params(params.as_dict())
-        mlflow.log_input(
-            mlflow.data.from_pandas(
-                train,
-                source=dataset.source_description(),
-                name=f"{spec.name}-train",
-                targets=spec.label_column,
-            ),
-            context="training",
-        )
+        with warnings.catch_warnings():
+            # MLflow registers two equivalent local sources and warns that it picked one.
+            warnings.filterwarnings("ignore", message="The specified dataset source can be")
+            mlflow.log_input(
+                mlflow.data.from_pandas(
+                    train,
+                    source=dataset.source_description(),
+                    name=f"{spec.name}-train",
+                    targets=spec.label_column,
+                ),
+                context="training",
+            )
         pipeline = train_pipeline(train, spec, params)
         train_inputs = model_input(train, spec)
         train_auc = auc_with_ci(labels(train, spec), churn_scores(pipeline, train_inputs))
