@@ -62,6 +62,8 @@ def challenger_model(
         with warnings.catch_warnings():
             # MLflow registers two equivalent local sources and warns that it picked one.
             warnings.filterwarnings("ignore", message="The specified dataset source can be")
+            # Non-nullable integer columns are int64 on purpose (see model_input).
+            warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
             mlflow.log_input(
                 mlflow.data.from_pandas(
                     train,
