@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from mlplatform.datasets.spec import DatasetSpec
-from mlplatform.features.library import FeatureEngineer
+from mlplatform.features.engineer import FeatureEngineer
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from mlflow.models import infer_signature
 # skops (MLflow's safe format) refuses types it has not been told to trust; these are ours
 # or scikit-learn's, reviewed, and nothing else may appear in a pipeline we load.
 SKOPS_TRUSTED_TYPES = [
-    "mlplatform.features.library.FeatureEngineer",
+    "mlplatform.features.engineer.FeatureEngineer",
     "mlplatform.ml.training.as_float",
     "numpy.dtype",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",

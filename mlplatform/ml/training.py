@@ -19,7 +19,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
 from mlplatform.datasets.spec import DatasetSpec
-from mlplatform.features.library import FeatureEngineer
+from mlplatform.features.engineer import FeatureEngineer
 
 ESTIMATORS = ("gradient_boosting", "logistic_regression")
 
