@@ -31,6 +31,26 @@ class FeatureSet:
     engineered_train: pd.DataFrame
 
 
+def spec_feature_engineer(spec: DatasetSpec, passthrough: bool = False) -> FeatureEngineer:
+    """The unfitted FeatureEngineer a spec describes (the model pipeline's first step).
+
+    Args:
+        spec: Names the cyclical, frequency and days-since features.
+        passthrough: Also copy the numeric, categorical and boolean inputs to the output.
+
+    Returns:
+        The transformer.
+    """
+    feats = spec.features
+    kept = [*feats.numeric, *feats.categorical, *feats.boolean] if passthrough else []
+    return FeatureEngineer(
+        cyclical=dict(feats.cyclical),
+        frequency=tuple(feats.frequency),
+        days_since=tuple(feats.days_since),
+        passthrough=tuple(dict.fromkeys(kept)),
+    )
+
+
 def engineer_features(spec: DatasetSpec, train: pd.DataFrame) -> pd.DataFrame:
     """The derived features (cyclical, frequency, days-since) the pipeline learns from ``train``.
 
@@ -41,10 +61,4 @@ def engineer_features(spec: DatasetSpec, train: pd.DataFrame) -> pd.DataFrame:
     Returns:
         One row per training row with the derived feature columns.
     """
-    feats = spec.features
-    engineer = FeatureEngineer(
-        cyclical=dict(feats.cyclical),
-        frequency=tuple(feats.frequency),
-        days_since=tuple(feats.days_since),
-    )
-    return engineer.fit(train).transform(train)
+    return spec_feature_engineer(spec).fit(train).transform(train)

@@ -19,7 +19,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
 from mlplatform.datasets.spec import DatasetSpec
-from mlplatform.features.engineer import FeatureEngineer
+from mlplatform.features.sets import spec_feature_engineer
 
 ESTIMATORS = ("gradient_boosting", "logistic_regression")
 
@@ -148,12 +148,7 @@ def build_pipeline(spec: DatasetSpec, params: TrainingParams) -> Pipeline:
             ]
         )
         transformers.append(("boolean", boolean, list(feats.boolean)))
-    engineer = FeatureEngineer(
-        cyclical=dict(feats.cyclical),
-        frequency=tuple(feats.frequency),
-        days_since=tuple(feats.days_since),
-        passthrough=tuple(dict.fromkeys([*feats.numeric, *feats.categorical, *feats.boolean])),
-    )
+    engineer = spec_feature_engineer(spec, passthrough=True)
     return Pipeline(
         [
             ("features", engineer),
