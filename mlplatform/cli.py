@@ -22,9 +22,52 @@ def _print_evaluation(evaluation, deployment) -> None:
         )
 
 
+def _backfill_days(keys: list[str]) -> list[str]:
+    """Loads and validates each day in this process; returns the days that failed."""
+    from mlplatform.lifecycle import run_job
+
+    failed = []
+    started = time.perf_counter()
+    for done, key in enumerate(keys, start=1):
+        outcome = run_job("daily_data_job", partition_key=key)
+        if not outcome.success:
+            failed.append(key)
+            print(f"  {key} FAILED (run {outcome.run_id}):\n{outcome.failure}", file=sys.stderr)
+        print(
+            f"\r  {done}/{len(keys)} days ({len(failed)} failed), "
+            f"{time.perf_counter() - started:.1f}s",
+            end="" if done < len(keys) else "\n",
+            flush=True,
+        )
+    return failed
+
+
+def backfill(args: argparse.Namespace) -> int:
+    """Materialises raw_data and validated_data (with their checks) for a range of days."""
+    from mlplatform.lifecycle import apply_environment, partition_keys_between
+
+    apply_environment(args.dataset)
+    try:
+        keys = partition_keys_between(args.start, args.end)
+    except ValueError as exc:
+        print(f"mlplatform backfill: {exc}", file=sys.stderr)
+        return 2
+    print(f"backfilling daily_data_job for {len(keys)} days {keys[0]}..{keys[-1]}")
+    failed = _backfill_days(keys)
+    if failed:
+        print(f"{len(failed)} day(s) failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def demo(args: argparse.Namespace) -> int:
-    """Runs the whole lifecycle twice (a first champion, then a challenger) and scores rows."""
-    from mlplatform.lifecycle import apply_environment, run_graph, training_config
+    """Loads a training window of days, then trains, evaluates and deploys twice, and scores."""
+    from mlplatform.datasets.spec import load_spec
+    from mlplatform.lifecycle import (
+        apply_environment,
+        run_job,
+        training_config,
+        window_partition_keys,
+    )
 
     apply_environment(args.dataset)
     dataset = os.environ["MLPLATFORM_DATASET"]
@@ -32,20 +75,24 @@ def demo(args: argparse.Namespace) -> int:
         f"mlplatform demo: data set '{dataset}', Dagster instance {os.environ['DAGSTER_HOME']}, "
         f"MLflow {os.environ['MLFLOW_TRACKING_URI']}"
     )
+    keys = window_partition_keys(load_spec(dataset).training_window_days)
+    print(f"\n[1/3] loading and validating {len(keys)} day(s) {keys[0]}..{keys[-1]}")
+    if _backfill_days(keys):
+        return 1
     outcome = None
-    for step, estimator in enumerate(("gradient_boosting", "logistic_regression"), start=1):
+    for step, estimator in enumerate(("gradient_boosting", "logistic_regression"), start=2):
         started = time.perf_counter()
-        print(f"\n[{step}/2] materialising raw_data -> deployed_model (challenger: {estimator})")
-        outcome = run_graph(training_config(estimator))
+        print(f"\n[{step}/3] materialising features -> deployed_model (challenger: {estimator})")
+        outcome = run_job("retrain_job", run_config=training_config(estimator))
         if not outcome.success:
             print(f"  run {outcome.run_id} FAILED:\n{outcome.failure}", file=sys.stderr)
             return 1
-        raw = outcome.values["raw_data"]
         features = outcome.values["features"]
         print(
             f"  run {outcome.run_id} succeeded in {time.perf_counter() - started:.1f}s: "
-            f"{len(raw)} rows, train data {features.train_version}, "
-            f"holdout {features.holdout_version} ({len(features.holdout)} rows)"
+            f"window {features.window}, {len(features.train)} training rows "
+            f"({features.train_version}), holdout {features.holdout_version} "
+            f"({len(features.holdout)} rows)"
         )
         _print_evaluation(outcome.values["evaluation"], outcome.values.get("deployed_model"))
     return _score_champion(outcome)
@@ -102,6 +149,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="data set spec name or YAML path (default: $MLPLATFORM_DATASET or synthetic_churn)",
     )
     run_demo.set_defaults(func=demo)
+    run_backfill = commands.add_parser(
+        "backfill", help="load and validate a range of days here, without a daemon"
+    )
+    run_backfill.add_argument("--from", dest="start", required=True, help="first day YYYY-MM-DD")
+    run_backfill.add_argument("--to", dest="end", required=True, help="last day YYYY-MM-DD")
+    run_backfill.add_argument("--dataset")
+    run_backfill.set_defaults(func=backfill)
     holdout = commands.add_parser("reset-holdout", help="re-draw the fixed holdout on next run")
     holdout.add_argument("--dataset")
     holdout.set_defaults(func=reset_holdout)

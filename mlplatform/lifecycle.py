@@ -28,7 +28,11 @@ def ensure_dagster_home(home: Path) -> None:
     config = home / "dagster.yaml"
     if not config.exists():
         config.write_text(
-            "# Embedded default: SQLite storage in this directory.\ntelemetry:\n  enabled: false\n"
+            "# Embedded default: SQLite storage in this directory.\n"
+            "telemetry:\n  enabled: false\n"
+            "# Queued runs (UI backfills, `dagster job backfill`) start when the daemon of\n"
+            "# `make dev` dequeues them, two at a time on a small machine.\n"
+            "run_queue:\n  max_concurrent_runs: 2\n"
         )
 
 
@@ -42,10 +46,17 @@ class RunOutcome:
     values: dict
 
 
-def run_graph(run_config: dict | None = None, instance: dg.DagsterInstance | None = None):
-    """Materialises every asset (with checks) in one run on the instance.
+def run_job(
+    job_name: str,
+    partition_key: str | None = None,
+    run_config: dict | None = None,
+    instance: dg.DagsterInstance | None = None,
+) -> RunOutcome:
+    """Runs one of the code location's jobs in this process, recorded on the instance.
 
     Args:
+        job_name: E.g. ``daily_data_job`` (partitioned) or ``retrain_job``.
+        partition_key: The day to run a partitioned job for.
         run_config: Dagster run config, e.g. the challenger_model training config.
         instance: Defaults to the instance under DAGSTER_HOME.
 
@@ -54,12 +65,15 @@ def run_graph(run_config: dict | None = None, instance: dg.DagsterInstance | Non
     """
     from mlplatform.definitions import defs
 
-    job = defs.resolve_implicit_global_asset_job_def()
+    job = defs.resolve_job_def(job_name)
     instance = instance or dg.DagsterInstance.get()
     # The CLI prints its own progress; the run's full event log is in the UI.
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     result = job.execute_in_process(
-        run_config={**quiet, **(run_config or {})}, instance=instance, raise_on_error=False
+        run_config={**quiet, **(run_config or {})},
+        instance=instance,
+        partition_key=partition_key,
+        raise_on_error=False,
     )
     materialized = {
         event.asset_key.to_user_string() for event in result.get_asset_materialization_events()
@@ -78,12 +92,44 @@ def run_graph(run_config: dict | None = None, instance: dg.DagsterInstance | Non
     return RunOutcome(result.run_id, result.success, failure, values)
 
 
+def partition_keys_between(start: str, end: str) -> list[str]:
+    """The daily partition keys from ``start`` to ``end`` inclusive.
+
+    Raises:
+        ValueError: A day is not a partition (before the first day, in the future, malformed).
+    """
+    from mlplatform.defs.data.partitions import daily_partitions
+
+    keys = daily_partitions.get_partition_keys()
+    for day in (start, end):
+        if day not in keys:
+            raise ValueError(
+                f"'{day}' is not a daily partition (partitions run {keys[0]}..{keys[-1]})"
+            )
+    return keys[keys.index(start) : keys.index(end) + 1]
+
+
+def window_partition_keys(days: int, end: str | None = None) -> list[str]:
+    """The daily partition keys of the ``days`` days ending at ``end`` (default: yesterday)."""
+    from mlplatform.defs.data.partitions import daily_partitions
+
+    last = end or daily_partitions.get_last_partition_key()
+    keys = daily_partitions.get_partition_keys()
+    stop = keys.index(last) + 1
+    return keys[max(0, stop - days) : stop]
+
+
 def _root_cause(error) -> str:
     while error.cause is not None:
         error = error.cause
     return f"{error.cls_name}: {error.message.strip()}"
 
 
-def training_config(estimator: str) -> dict:
-    """Run config selecting the challenger's estimator."""
-    return {"ops": {"challenger_model": {"config": {"estimator": estimator}}}}
+def training_config(estimator: str, window_days: int | None = None) -> dict:
+    """Run config selecting the challenger's estimator and the training window."""
+    return {
+        "ops": {
+            "challenger_model": {"config": {"estimator": estimator}},
+            "features": {"config": {"window_days": window_days}},
+        }
+    }

@@ -29,6 +29,7 @@ class Platform:
     def resources(self, dataset: str | None = None, **gates: str) -> dict:
         from mlplatform.defs.data.resources import DatasetResource
         from mlplatform.defs.evaluation.resources import GatePolicy
+        from mlplatform.defs.storage.resources import PartitionAwareIOManager
         from mlplatform.defs.training.resources import MLflowResource
 
         return {
@@ -41,22 +42,31 @@ class Platform:
                 tracking_uri=self.tracking_uri, artifact_root=self.env["MLFLOW_ARTIFACT_ROOT"]
             ),
             "gates": GatePolicy(**{"min_auc": "0.80", "min_delta": "0.005", **gates}),
+            "io_manager": PartitionAwareIOManager(),
         }
 
 
-def write_spec(directory: Path, base: str = "synthetic_churn", **source_overrides) -> Path:
-    """A copy of a shipped spec with its source changed (e.g. fewer days for speed)."""
+def write_spec(
+    directory: Path, base: str = "synthetic_churn", top: dict | None = None, **source_overrides
+) -> Path:
+    """A copy of a shipped spec with top-level fields and source settings changed."""
     raw = yaml.safe_load((SPEC_DIR / f"{base}.yaml").read_text())
+    raw.update(top or {})
     raw["source"].update(source_overrides)
     path = directory / f"{base}_test.yaml"
     path.write_text(yaml.safe_dump(raw))
     return path
 
 
+# Fixed days, so tests do not depend on today's date.
+TEST_DAYS = ["2026-03-01", "2026-03-02", "2026-03-03", "2026-03-04"]
+
+
 @pytest.fixture
 def small_spec(tmp_path) -> Path:
-    """Synthetic churn with 25 days x 200 rows: fast, and large enough for the AUC gate."""
-    return write_spec(tmp_path, days=25)
+    """Synthetic churn trained on a 4-day window of 1,000 rows a day: fast, and large enough
+    for the AUC gate."""
+    return write_spec(tmp_path, top={"training_window_days": len(TEST_DAYS)})
 
 
 @pytest.fixture

@@ -8,17 +8,36 @@ import dagster as dg
 import pytest
 from mlflow import MlflowClient
 
-from mlplatform.datasets.synthetic import FaultConfig, generate_days
+from mlplatform.datasets.synthetic import FaultConfig, generate_batch
 from mlplatform.definitions import defs
 from mlplatform.ml.registry import CHALLENGER, CHAMPION, PREVIOUS, version_for_alias
-from mlplatform_tests.conftest import write_spec
+from mlplatform_tests.conftest import TEST_DAYS, write_spec
 
 LIFECYCLE = [*defs.assets, *defs.asset_checks]
+DAILY = dg.AssetSelection.assets("raw_data", "validated_data")
+RETRAIN = dg.AssetSelection.assets("features").downstream()
+
+
+def _load_days(platform, instance, days=TEST_DAYS, dataset=None):
+    """Materialises raw_data and validated_data, with their checks, one run per day."""
+    return [
+        dg.materialize(
+            LIFECYCLE,
+            selection=DAILY,
+            partition_key=day,
+            instance=instance,
+            resources=platform.resources(dataset),
+            raise_on_error=False,
+        )
+        for day in days
+    ]
 
 
 def _materialize(platform, instance, dataset=None, estimator="gradient_boosting", **gates):
+    """Trains, evaluates and deploys on the validated days already in the instance."""
     return dg.materialize(
         LIFECYCLE,
+        selection=RETRAIN,
         instance=instance,
         resources=platform.resources(dataset, **gates),
         run_config={"ops": {"challenger_model": {"config": {"estimator": estimator}}}},
@@ -39,8 +58,9 @@ def _aliases(platform, model_name):
 
 
 @pytest.fixture
-def instance():
+def instance(platform):
     with dg.instance_for_test() as test_instance:
+        assert all(run.success for run in _load_days(platform, test_instance))
         yield test_instance
 
 
@@ -98,21 +118,47 @@ def test_auc_gate_blocks_deployment_and_keeps_the_champion(platform, instance):
     assert _aliases(platform, model_name)[CHAMPION] == "1"
 
 
-def test_invalid_rows_fail_validation_naming_the_file_column_and_rows(platform, instance, tmp_path):
+def test_training_reads_only_the_rolling_window(platform, instance):
+    assert all(r.success for r in _load_days(platform, instance, ["2026-02-20", "2026-02-27"]))
+    result = _materialize(platform, instance)
+    assert result.success
+    features = result.asset_value("features")
+    assert features.window.startswith("2026-03-01..2026-03-04 (4 partitions, 0 missing)")
+    days = set(features.train["snapshot_date"].dt.date.astype(str))
+    assert days <= set(TEST_DAYS)
+
+
+def test_a_hole_in_the_training_window_fails_features_and_names_the_missing_days(
+    platform, tmp_path
+):
+    spec = write_spec(tmp_path, top={"training_window_days": 5})
+    with dg.instance_for_test() as instance:
+        assert all(r.success for r in _load_days(platform, instance, ["2026-03-01", "2026-03-05"]))
+        result = _materialize(platform, instance, dataset=str(spec))
+        assert not result.success
+        failure = next(e for e in result.all_events if e.is_step_failure)
+        assert failure.step_key == "features"
+        message = failure.step_failure_data.error.cause.message
+        assert "2026-03-02, 2026-03-03, 2026-03-04" in message and "backfill" in message
+        assert _materialized(instance, "challenger_model") == 0
+
+
+def test_a_bad_day_fails_at_the_data_stage_and_keeps_its_last_good_version(
+    platform, instance, tmp_path
+):
     good = _materialize(platform, instance)
     assert good.success
-    bad_csv = tmp_path / "bad_batch.csv"
-    faulty = generate_days(date(2026, 2, 1), 5, 200, faults=FaultConfig(out_of_range_fraction=0.01))
-    faulty.to_csv(bad_csv, index=False)
+    bad_csv = tmp_path / "bad_{date}.csv"
+    faulty = generate_batch(date(2026, 3, 4), 1000, faults=FaultConfig(out_of_range_fraction=0.01))
+    faulty.to_csv(str(bad_csv).replace("{date}", "2026-03-04"), index=False)
     spec = write_spec(tmp_path, kind="csv", path=str(bad_csv))
-    result = _materialize(platform, instance, dataset=str(spec))
-    assert not result.success
-    failure = next(e for e in result.all_events if e.is_step_failure)
-    assert failure.step_key == "validated_data"
-    error = failure.step_failure_data.error
-    message = str(error.cause.message if error.cause else error.message)
-    assert "bad_batch.csv" in message and "tenure_months" in message and "rows [" in message
-    # Nothing downstream ran; the earlier good versions are still the latest.
-    for asset in ("validated_data", "features", "challenger_model", "deployed_model"):
-        assert _materialized(instance, asset) == 1, asset
+    (bad_run,) = _load_days(platform, instance, ["2026-03-04"], dataset=str(spec))
+    assert not bad_run.success
+    failed = [e for e in bad_run.get_asset_check_evaluations() if not e.passed]
+    assert failed and all(e.severity == dg.AssetCheckSeverity.ERROR for e in failed)
+    described = " ".join(str(e.metadata) for e in failed)
+    assert "tenure_months" in described
+    # validated_data for that day still holds the good version; nothing downstream ran.
+    assert _materialized(instance, "validated_data") == len(TEST_DAYS)
+    assert _materialized(instance, "features") == 1
     assert _aliases(platform, good.asset_value("deployed_model").model_name)[CHAMPION] == "1"

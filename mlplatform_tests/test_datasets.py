@@ -251,8 +251,8 @@ def test_duplicate_id_fault_always_creates_a_duplicate():
 
 def test_load_dataset_synthetic_uses_the_spec_source(synthetic_spec):
     frame, source = load_dataset(synthetic_spec, REPO_ROOT)
-    assert len(frame) == 60 * 200
-    assert source == "synthetic://seed=42/start=2026-01-01/days=60/rows_per_day=200"
+    assert len(frame) == 60 * 1000
+    assert source == "synthetic://seed=42/start=2026-01-01/days=60/rows_per_day=1000"
 
 
 def test_load_dataset_unknown_source_kind_raises_spec_error(synthetic_spec):

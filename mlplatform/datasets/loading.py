@@ -1,21 +1,45 @@
-"""Loads the rows of a data set described by its spec, whatever the source kind."""
+"""Loads the rows of a data set described by its spec: all of it, or one day (partition) of it.
+
+File-backed sources (kinds ``csv`` and ``telco_csv``) come in three shapes, told apart by the spec:
+
+* a path containing ``{date}`` is a template with one file per day, e.g. ``data/churn_{date}.csv``
+  (``{date}`` is the ISO day, 2026-01-05);
+* a single file whose header has the spec's ``time_column``: a day's partition is the rows whose
+  time value falls on that day (the date as written, whatever its time or UTC offset);
+* a single file without a time column (the Telco sample is one): a full snapshot delivered daily,
+  so every partition reads the whole file. Re-running an old partition reads the file as it is
+  now, so backfills of a snapshot source are not reproducible.
+"""
 
 from __future__ import annotations
 
-from datetime import date
+import glob
+import re
+from datetime import date, datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from mlplatform.datasets.spec import DatasetSpec, SpecError
-from mlplatform.datasets.synthetic import generate_days
-from mlplatform.datasets.telco import SourceError, load_telco_csv
+from mlplatform.datasets.synthetic import generate_batch, generate_days
+from mlplatform.datasets.telco import SourceError, load_telco_csv, read_source_csv
 
-__all__ = ["SourceError", "load_dataset", "resolve_source_path"]
+__all__ = [
+    "DATE_PLACEHOLDER",
+    "SourceError",
+    "load_dataset",
+    "load_partition",
+    "resolve_source_path",
+]
+
+DATE_PLACEHOLDER = "{date}"
+_FILE_KINDS = ("csv", "telco_csv")
+_SAMPLE = 5
 
 
 def resolve_source_path(spec: DatasetSpec, project_root: Path, override: str | None) -> Path:
-    """The file a file-backed data set reads from.
+    """The file a file-backed data set reads from (a ``{date}`` template for per-day files).
 
     Args:
         spec: The data-set spec.
@@ -35,15 +59,99 @@ def resolve_source_path(spec: DatasetSpec, project_root: Path, override: str | N
     return path if path.is_absolute() else (project_root / path).resolve()
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
+def _kind(spec: DatasetSpec) -> str:
+    kind = spec.source.get("kind")
+    if kind != "synthetic" and kind not in _FILE_KINDS:
+        raise SpecError(f"data set '{spec.name}': unknown source kind '{kind}'")
+    return kind
+
+
+def _synthetic_size(spec: DatasetSpec) -> tuple[int, int]:
+    """Rows per day and seed of a synthetic source."""
+    return int(spec.source.get("rows_per_day", 200)), int(spec.source.get("seed", 42))
+
+
+def _read_file(spec: DatasetSpec, path: Path) -> pd.DataFrame:
+    if spec.source["kind"] == "telco_csv":
+        return load_telco_csv(path)
+    return read_source_csv(path, spec.required_columns)
+
+
+def _is_template(path: Path) -> bool:
+    return DATE_PLACEHOLDER in str(path)
+
+
+def _day_file(template: Path, day: date) -> Path:
+    return Path(str(template).replace(DATE_PLACEHOLDER, day.isoformat()))
+
+
+def _template_files(template: Path) -> list[Path]:
+    """Existing files that a ``{date}`` template names, oldest day first."""
+    parts = str(template).split(DATE_PLACEHOLDER)
+    pattern = "*".join(glob.escape(part) for part in parts)
+    shape = re.compile(r"(\d{4}-\d{2}-\d{2})".join(re.escape(part) for part in parts))
+    found = {}
+    for name in glob.glob(pattern):
+        match = shape.fullmatch(name)
+        # Every {date} must be the same real day, or the file belongs to no partition.
+        if match and len(set(match.groups())) == 1:
+            try:
+                found[date.fromisoformat(match.group(1))] = Path(name)
+            except ValueError:
+                continue
+    return [found[day] for day in sorted(found)]
+
+
+def _parse_day(text: str) -> date | None:
     try:
-        return pd.read_csv(path)
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise SourceError(f"{path}: cannot read CSV: {exc}") from exc
+        return datetime.fromisoformat(text).date()
+    except ValueError:
+        pass
+    try:
+        stamp = pd.Timestamp(text)
+    except (ValueError, OverflowError):
+        return None
+    return None if pd.isna(stamp) else stamp.date()
+
+
+def _days(values: pd.Series) -> pd.Series:
+    """The calendar day of each time value; missing where absent or not a date."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return values.dt.date.astype(object)
+    # Text, not numbers: an inferred integer 20260105 is a date, not nanoseconds since 1970.
+    text = values.astype("string").str.strip()
+    # Each distinct value is parsed once and on its own, so files mixing formats or UTC offsets
+    # still work (pandas would infer one format from the first value and blank the others).
+    parsed = {value: _parse_day(value) for value in text.dropna().unique()}
+    return text.astype(object).map(parsed)
+
+
+def _rows_on_day(frame: pd.DataFrame, column: str, day: date, path: Path) -> pd.DataFrame:
+    days = _days(frame[column])
+    bad = np.flatnonzero(days.isna().to_numpy())
+    if len(bad):
+        shown = ", ".join(
+            f"{p}: {'<missing>' if pd.isna(v) else repr(v)}"
+            for p, v in zip(bad[:_SAMPLE], frame[column].iloc[bad[:_SAMPLE]], strict=True)
+        )
+        raise SourceError(
+            f"{path}: column '{column}' has {len(bad)} value(s) that are not dates, so their day "
+            f"partition is unknown; rows (0-based, header excluded) {shown}"
+        )
+    selected = frame[(days == day).to_numpy()].reset_index(drop=True)
+    if selected.empty:
+        covered = sorted(set(days))
+        raise SourceError(
+            f"{path}: partition {day} is empty: no row has {column} on that day; the file "
+            f"covers {covered[0]} to {covered[-1]} ({len(covered)} distinct day(s))"
+        )
+    return selected
 
 
 def load_dataset(spec: DatasetSpec, project_root: Path, path_override: str | None = None):
     """Loads a data set's rows as a DataFrame, with the source it came from.
+
+    A ``{date}`` template reads every existing per-day file, oldest first.
 
     Args:
         spec: The data-set spec; ``spec.source["kind"]`` picks the loader.
@@ -55,20 +163,65 @@ def load_dataset(spec: DatasetSpec, project_root: Path, path_override: str | Non
 
     Raises:
         SpecError: Unknown source kind.
-        SourceError: The source file cannot be read.
+        SourceError: A source file cannot be read, or a template matches no file.
     """
-    kind = spec.source.get("kind")
-    if kind == "synthetic":
+    if _kind(spec) == "synthetic":
         start = date.fromisoformat(str(spec.source.get("start_date", "2026-01-01")))
         days = int(spec.source.get("days", 60))
-        rows = int(spec.source.get("rows_per_day", 200))
-        seed = int(spec.source.get("seed", 42))
+        rows, seed = _synthetic_size(spec)
         frame = generate_days(start, days, rows, seed=seed)
         return frame, f"synthetic://seed={seed}/start={start}/days={days}/rows_per_day={rows}"
-    if kind == "telco_csv":
+    path = resolve_source_path(spec, project_root, path_override)
+    if not _is_template(path):
+        return _read_file(spec, path), str(path)
+    files = _template_files(path)
+    if not files:
+        raise SourceError(f"{path}: no such file for any day (no file matches this template)")
+    return pd.concat([_read_file(spec, file) for file in files], ignore_index=True), str(path)
+
+
+def load_partition(
+    spec: DatasetSpec, project_root: Path, path_override: str | None, day: date
+) -> tuple[pd.DataFrame, str]:
+    """Loads one day's rows of a data set (see the module docstring for the file shapes).
+
+    Args:
+        spec: The data-set spec; ``spec.source["kind"]`` picks the loader.
+        project_root: Base for relative source paths.
+        path_override: Configured file path (or ``{date}`` template), for file-backed sources.
+        day: The partition's day.
+
+    Returns:
+        A tuple ``(frame, source_description)``; the frame has at least one row.
+
+    Raises:
+        SpecError: Unknown source kind, or no source path.
+        SourceError: The day's file is missing or unreadable, a time value is not a date, or the
+            partition has no rows; the message names the file and the partition date.
+    """
+    if _kind(spec) == "synthetic":
+        rows, seed = _synthetic_size(spec)
+        frame = generate_batch(day, rows, seed)
+        source = f"synthetic://seed={seed}/day={day}/rows={rows}"
+    else:
         path = resolve_source_path(spec, project_root, path_override)
-        return load_telco_csv(path), str(path)
-    if kind == "csv":
-        path = resolve_source_path(spec, project_root, path_override)
-        return _read_csv(path), str(path)
-    raise SpecError(f"data set '{spec.name}': unknown source kind '{kind}'")
+        template = _is_template(path)
+        file = _day_file(path, day) if template else path
+        if template and not file.exists():
+            raise SourceError(f"{file}: no such file for partition {day} (template {path})")
+        try:
+            frame = _read_file(spec, file)
+        except SourceError as exc:
+            raise SourceError(f"{exc} (partition {day})") from exc
+        time_column = spec.time_column
+        if template:
+            # The day's own file is the partition, whatever its time column says.
+            source = str(file)
+        elif time_column and time_column in frame.columns:
+            frame = _rows_on_day(frame, time_column, day, file)
+            source = f"{file}?{time_column}={day}"
+        else:
+            source = f"{file}?snapshot={day}"
+    if frame.empty:
+        raise SourceError(f"{source}: partition {day} has no rows")
+    return frame, source

@@ -33,6 +33,9 @@ class ColumnSpec:
         domain: Allowed values for a category column.
         strict_domain: When False, unseen categories pass validation (the model maps them to
             "unknown"); when True they fail it.
+        max_null_fraction: For nullable columns, the largest tolerated share of missing values
+            (GX ``mostly`` = 1 - this); 1.0 means any amount.
+        mean_range: Optional (low, high) bounds on the column mean of a batch (a soft check).
     """
 
     name: str
@@ -42,6 +45,8 @@ class ColumnSpec:
     max: float | None = None
     domain: tuple[str, ...] = ()
     strict_domain: bool = True
+    max_null_fraction: float = 1.0
+    mean_range: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -113,7 +118,10 @@ class DatasetSpec:
         features: Model input recipe.
         slices: Columns whose groups get their own metrics.
         behaviours: Directional expectations for model tests.
-        min_rows: Fewest rows a usable batch may have.
+        min_rows: Fewest rows a daily partition may have.
+        max_rows: Most rows a daily partition may have (catches duplicated deliveries).
+        label_rate: (low, high) bounds on the positive-label share of a partition.
+        training_window_days: Default length of the rolling training window.
     """
 
     name: str
@@ -126,6 +134,9 @@ class DatasetSpec:
     slices: tuple[str, ...] = ()
     behaviours: tuple[BehaviourSpec, ...] = ()
     min_rows: int = 100
+    max_rows: int = 10_000_000
+    label_rate: tuple[float, float] = (0.01, 0.99)
+    training_window_days: int = 30
 
     @property
     def required_columns(self) -> tuple[str, ...]:
@@ -168,7 +179,27 @@ def _column(name: str, raw: dict[str, Any], where: str) -> ColumnSpec:
         max=raw.get("max"),
         domain=domain,
         strict_domain=bool(raw.get("strict_domain", True)),
+        max_null_fraction=_fraction(raw.get("max_null_fraction", 1.0), f"{where}.columns.{name}"),
+        mean_range=_bounds(raw.get("mean"), f"{where}.columns.{name}.mean"),
     )
+
+
+def _fraction(value: Any, where: str) -> float:
+    number = _number(value, f"{where}.max_null_fraction")
+    if not 0.0 <= number <= 1.0:
+        raise SpecError(f"{where}.max_null_fraction: {number} is not in [0, 1]")
+    return number
+
+
+def _bounds(value: Any, where: str) -> tuple[float, float] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list | tuple) or len(value) != 2:
+        raise SpecError(f"{where}: expected [low, high], got {value!r}")
+    low, high = _number(value[0], where), _number(value[1], where)
+    if low > high:
+        raise SpecError(f"{where}: low {low} is above high {high}")
+    return low, high
 
 
 def parse_spec(raw: dict[str, Any], where: str = "<spec>") -> DatasetSpec:
@@ -227,6 +258,11 @@ def parse_spec(raw: dict[str, Any], where: str = "<spec>") -> DatasetSpec:
         slices=tuple(raw.get("slices", ())),
         behaviours=behaviours,
         min_rows=int(_number(raw.get("min_rows", 100), f"{where}.min_rows")),
+        max_rows=int(_number(raw.get("max_rows", 10_000_000), f"{where}.max_rows")),
+        label_rate=_bounds(raw.get("label_rate", [0.01, 0.99]), f"{where}.label_rate"),
+        training_window_days=int(
+            _number(raw.get("training_window_days", 30), f"{where}.training_window_days")
+        ),
     )
     referenced = {
         "id_column": [spec.id_column],

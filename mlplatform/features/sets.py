@@ -21,6 +21,7 @@ class FeatureSet:
         train_version: Content hash of ``train``.
         holdout_version: Content hash of ``holdout``.
         engineered_train: The engineered features the model pipeline computes for ``train``.
+        window: The training window the rows came from, e.g. "2026-01-01..2026-01-30 (...)".
     """
 
     dataset: str
@@ -29,6 +30,7 @@ class FeatureSet:
     train_version: str
     holdout_version: str
     engineered_train: pd.DataFrame
+    window: str = ""
 
 
 def spec_feature_engineer(spec: DatasetSpec, passthrough: bool = False) -> FeatureEngineer:

@@ -2,10 +2,11 @@ import dagster as dg
 import pandas as pd
 
 from mlplatform.datasets.validation import validate_frame
+from mlplatform.defs.data.partitions import daily_partitions
 from mlplatform.defs.data.resources import DatasetResource
 
 
-@dg.asset_check(asset="validated_data", blocking=True)
+@dg.asset_check(asset="validated_data", blocking=True, partitions_def=daily_partitions)
 def label_has_both_classes(validated_data: pd.DataFrame, dataset: DatasetResource):
     """Both label classes occur, with at least 1% of rows each, so a model can be trained."""
     label = validated_data[dataset.spec().label_column].astype(bool)
@@ -17,7 +18,7 @@ def label_has_both_classes(validated_data: pd.DataFrame, dataset: DatasetResourc
     )
 
 
-@dg.asset_check(asset="validated_data")
+@dg.asset_check(asset="validated_data", partitions_def=daily_partitions)
 def categories_within_domain(validated_data: pd.DataFrame, dataset: DatasetResource):
     """Categories outside a non-strict domain (the model treats them as unknown) are reported."""
     _, report = validate_frame(validated_data, dataset.spec(), dataset.source_description())

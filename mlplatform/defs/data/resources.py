@@ -1,8 +1,10 @@
+from datetime import date
+
 import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from mlplatform.datasets.loading import load_dataset, resolve_source_path
+from mlplatform.datasets.loading import DATE_PLACEHOLDER, load_partition, resolve_source_path
 from mlplatform.datasets.spec import DatasetSpec, load_spec
 from mlplatform.paths import PROJECT_ROOT, resolve_in_project
 
@@ -26,14 +28,21 @@ class DatasetResource(dg.ConfigurableResource):
     def spec(self) -> DatasetSpec:
         return load_spec(self.name)
 
-    def load(self) -> tuple[pd.DataFrame, str]:
-        return load_dataset(self.spec(), PROJECT_ROOT, self.data_path or None)
+    def load_partition(self, partition_key: str) -> tuple[pd.DataFrame, str]:
+        """The rows of one daily partition and the file or generator they came from."""
+        day = date.fromisoformat(partition_key)
+        return load_partition(self.spec(), PROJECT_ROOT, self.data_path or None, day)
 
-    def source_description(self) -> str:
+    def source_description(self, partition_key: str | None = None) -> str:
+        """Where rows come from, for messages: the file (of that partition) or the generator."""
         spec = self.spec()
         if spec.source.get("kind") == "synthetic":
-            return f"synthetic generator ({spec.name})"
-        return str(resolve_source_path(spec, PROJECT_ROOT, self.data_path or None))
+            where = f"synthetic generator ({spec.name})"
+        else:
+            where = str(resolve_source_path(spec, PROJECT_ROOT, self.data_path or None))
+            if partition_key and DATE_PLACEHOLDER in where:
+                where = where.replace(DATE_PLACEHOLDER, partition_key)
+        return f"{where} [partition {partition_key}]" if partition_key else where
 
     def state_dir(self, *parts: str):
         return resolve_in_project(self.home_dir).joinpath(self.spec().name, *parts)

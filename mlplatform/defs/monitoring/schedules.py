@@ -2,9 +2,9 @@ import dagster as dg
 
 retrain_job = dg.define_asset_job(
     name="retrain_job",
-    selection=dg.AssetSelection.assets("deployed_model").upstream(),
-    description="Reload the data and run it through validation, training, evaluation and the "
-    "deploy gates.",
+    selection=dg.AssetSelection.assets("features").downstream(),
+    description="Train on the rolling window of validated days, evaluate, and deploy through "
+    "the gates.",
 )
 
 weekly_retrain_schedule = dg.ScheduleDefinition(

@@ -1,0 +1,55 @@
+import pickle
+from typing import Any
+
+import dagster as dg
+from pydantic import Field
+from upath import UPath
+
+from mlplatform.datasets.window import StoredPartitions
+
+
+class _PartitionAwarePickleIOManager(dg.UPathIOManager):
+    """Pickles asset values under a base directory, one file per asset or partition.
+
+    When an unpartitioned asset reads a daily-partitioned one, it gets a lazy
+    ``StoredPartitions`` of the partitions that exist instead of every partition loaded at
+    once, so the consumer decides which days to read (the training window).
+    """
+
+    extension = ".pkl"
+
+    def dump_to_path(self, context: dg.OutputContext, obj: Any, path: UPath) -> None:
+        tmp = path.with_name(path.name + ".tmp")
+        with tmp.open("wb") as file:
+            pickle.dump(obj, file, pickle.HIGHEST_PROTOCOL)
+        # Rename into place: a crash mid-write never leaves a half-written partition.
+        tmp.rename(path)
+
+    def load_from_path(self, context: dg.InputContext, path: UPath) -> Any:
+        with path.open("rb") as file:
+            return pickle.load(file)
+
+    def load_input(self, context: dg.InputContext) -> Any:
+        downstream_partitioned = context.step_context.has_partition_key or (
+            context.step_context.has_partition_key_range
+        )
+        if context.has_asset_partitions and not downstream_partitioned:
+            paths = self._get_paths_for_partitions(context)
+            existing = {key: path for key, path in paths.items() if path.exists()}
+            return StoredPartitions(existing, lambda path: self.load_from_path(context, path))
+        return super().load_input(context)
+
+
+class PartitionAwareIOManager(dg.ConfigurableIOManagerFactory):
+    """Filesystem storage of asset values; defaults to the Dagster instance's storage directory."""
+
+    base_dir: str = Field(default="", description="Storage directory; empty = instance storage.")
+
+    def create_io_manager(self, context: dg.InitResourceContext) -> _PartitionAwarePickleIOManager:
+        base = self.base_dir or context.instance.storage_directory()
+        return _PartitionAwarePickleIOManager(base_path=UPath(base))
+
+
+@dg.definitions
+def resources() -> dg.Definitions:
+    return dg.Definitions(resources={"io_manager": PartitionAwareIOManager()})
