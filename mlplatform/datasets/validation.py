@@ -123,6 +123,37 @@ def _coerce(column: ColumnSpec, raw: pd.Series) -> tuple[pd.Series, pd.Series]:
     return text.astype(object).where(raw.notna(), None), pd.Series(False, index=raw.index)
 
 
+def coerce_frame(frame: pd.DataFrame, spec: DatasetSpec) -> tuple[pd.DataFrame, list[Violation]]:
+    """Converts the spec's columns that are present to their declared types.
+
+    Blank text counts as missing; a present value that does not parse becomes missing and is
+    reported, with its row and value, as a ``type`` violation.
+
+    Args:
+        frame: Rows as loaded, in source order (the index is ignored).
+        spec: The data-set spec.
+
+    Returns:
+        A tuple ``(typed_frame, type_violations)``; columns absent from ``frame`` are absent
+        from ``typed_frame`` too.
+    """
+    frame = frame.reset_index(drop=True)
+    typed, violations = {}, []
+    for name, column in spec.columns.items():
+        if name not in frame.columns:
+            continue
+        raw = frame[name]
+        if raw.dtype == object:
+            raw = raw.mask(raw.astype(str).str.strip() == "")
+        parsed, bad_type = _coerce(column, raw)
+        typed[name] = parsed
+        if bad_type.any():
+            violations.append(
+                _violation(name, "type", bad_type, raw, f"values are not of type {column.type}")
+            )
+    return pd.DataFrame(typed, index=frame.index), violations
+
+
 def validate_frame(frame: pd.DataFrame, spec: DatasetSpec, source: str):
     """Checks a frame against the spec and converts columns to their declared types.
 
@@ -157,18 +188,14 @@ def validate_frame(frame: pd.DataFrame, spec: DatasetSpec, source: str):
                 detail=f"{len(frame)} rows, fewer than the minimum {spec.min_rows}",
             )
         )
-    typed = {}
+    typed, type_violations = coerce_frame(frame, spec)
+    report.errors.extend(type_violations)
     for name, column in spec.columns.items():
         raw = frame[name]
         if raw.dtype == object:
             # Blank text is a missing value, not a malformed one, for every rule below.
             raw = raw.mask(raw.astype(str).str.strip() == "")
-        parsed, bad_type = _coerce(column, raw)
-        typed[name] = parsed
-        if bad_type.any():
-            report.errors.append(
-                _violation(name, "type", bad_type, raw, f"values are not of type {column.type}")
-            )
+        parsed = typed[name]
         nulls = raw.isna()
         if not column.nullable and nulls.any():
             report.errors.append(_violation(name, "not_null", nulls, raw, "missing values"))
@@ -196,7 +223,7 @@ def validate_frame(frame: pd.DataFrame, spec: DatasetSpec, source: str):
     duplicated = ids.notna() & ids.duplicated(keep=False)
     if duplicated.any():
         report.errors.append(_violation(spec.id_column, "unique", duplicated, ids, "duplicate ids"))
-    return pd.DataFrame(typed), report
+    return typed, report
 
 
 def enforce_spec(frame: pd.DataFrame, spec: DatasetSpec, source: str):

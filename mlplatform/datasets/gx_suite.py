@@ -1,0 +1,218 @@
+"""Runs the spec's expectation suite with Great Expectations 1.x and keeps what a person needs.
+
+Importing this module imports Great Expectations (about 1.5 s): import it where a validation
+runs, never at code-location load.
+
+Validation runs in two passes. The first evaluates every rule with GX's ``BOOLEAN_ONLY``
+result format, the cheapest one: on a clean batch that is all there is to pay. Only rules that
+failed are evaluated again with the ``SUMMARY`` format, which adds the unexpected count and
+percent, a sample of bad values and their row indices, at the cost of extra metrics.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import great_expectations as gx
+import great_expectations.expectations as gxe
+import pandas as pd
+from great_expectations.data_context.types.base import ProgressBarsConfig
+from great_expectations.render.renderer import ValidationResultsPageRenderer
+from great_expectations.render.view import DefaultJinjaPageView
+
+from mlplatform.datasets.expectations import Rule
+from mlplatform.datasets.spec import DatasetSpec
+
+SAMPLE_SIZE = 10
+DETAIL_FORMAT = {
+    "result_format": "SUMMARY",
+    "partial_unexpected_count": SAMPLE_SIZE,
+    # The SQL-ish "unexpected index query" is of no use for an in-memory frame.
+    "return_unexpected_index_query": False,
+}
+
+
+@dataclass(frozen=True)
+class RuleOutcome:
+    """The result of one expectation on one batch.
+
+    Attributes:
+        rule: The expectation.
+        success: Whether it held.
+        unexpected_count: Rows that broke it (map expectations only).
+        unexpected_percent: Their share of non-missing rows, in percent.
+        sample_values: Some of the offending values.
+        sample_rows: Their row positions in the batch (0-based, source order).
+        observed_value: The aggregate observed (mean, row count, column list...).
+        error: The exception message when GX could not evaluate the rule.
+    """
+
+    rule: Rule
+    success: bool
+    unexpected_count: int | None = None
+    unexpected_percent: float | None = None
+    sample_values: tuple = ()
+    sample_rows: tuple[int, ...] = ()
+    observed_value: Any = None
+    error: str | None = None
+
+    def describe(self) -> str:
+        """One line for logs, errors and the UI: what failed, how much, and where."""
+        status = "passed" if self.success else "FAILED"
+        parts = [f"{self.rule.describe()} {status}"]
+        if self.error:
+            parts.append(f"error: {self.error}")
+        if self.unexpected_count:
+            percent = f" ({self.unexpected_percent:.2f}%)" if self.unexpected_percent else ""
+            parts.append(f"{self.unexpected_count} unexpected row(s){percent}")
+        if self.sample_rows:
+            parts.append(f"rows {list(self.sample_rows)}")
+        if self.sample_values:
+            parts.append(f"values {list(self.sample_values)}")
+        if self.observed_value is not None and not self.unexpected_count:
+            parts.append(f"observed {self.observed_value}")
+        return "; ".join(parts)
+
+
+@dataclass(frozen=True)
+class SuiteOutcome:
+    """All rule outcomes of one validation, and the GX result for the data docs."""
+
+    outcomes: tuple[RuleOutcome, ...]
+    gx_result: Any
+
+    def for_group(self, group: str) -> list[RuleOutcome]:
+        """The outcomes of one check group."""
+        return [o for o in self.outcomes if o.rule.group == group]
+
+
+@lru_cache(maxsize=1)
+def _batch_definition():
+    """One ephemeral GX context, data source and batch definition per process."""
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+    asset = context.data_sources.add_pandas("mlplatform").add_dataframe_asset("batch")
+    return asset.add_batch_definition_whole_dataframe("whole_batch")
+
+
+def gx_frame(typed: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
+    """The typed batch in the dtypes GX evaluates fastest and most reliably.
+
+    Categories become pandas ``category`` (set membership then works on the codes), nullable
+    integers and booleans become float64 with NaN (GX's mean and range metrics expect numpy
+    dtypes), so every rule sees the same values the spec enforcement does.
+    """
+    columns = {}
+    for name in typed.columns:
+        column = spec.columns.get(name)
+        values = typed[name]
+        if column is not None and column.type == "category":
+            values = values.astype("category")
+        elif column is not None and column.type in ("integer", "boolean", "float"):
+            values = values.astype("Float64").astype("float64")
+        columns[name] = values
+    return pd.DataFrame(columns, index=typed.index)
+
+
+def _expectation(rule: Rule, key: str) -> gxe.Expectation:
+    # meta ties each result back to its rule: GX reorders results, and unsaved suites get no ids.
+    return getattr(gxe, rule.expectation)(meta={"rule": key}, **rule.kwargs)
+
+
+def _error_message(exception_info: Any) -> str | None:
+    if not isinstance(exception_info, dict):
+        return None
+    if exception_info.get("raised_exception"):
+        return str(exception_info.get("exception_message"))
+    for value in exception_info.values():
+        if isinstance(value, dict) and value.get("raised_exception"):
+            return str(value.get("exception_message"))
+    return None
+
+
+def _plain(value: Any) -> Any:
+    """Numpy scalars as Python numbers (GX's renderer and JSON metadata need them)."""
+    if hasattr(value, "item") and not isinstance(value, list | dict | str):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+def _outcome(rule: Rule, result: Any) -> RuleOutcome:
+    details = result.result or {}
+    if "observed_value" in details:
+        details["observed_value"] = _plain(details["observed_value"])
+    return RuleOutcome(
+        rule=rule,
+        success=bool(result.success),
+        unexpected_count=details.get("unexpected_count"),
+        unexpected_percent=_plain(details.get("unexpected_percent")),
+        # The bad values of a not-null rule are all missing: showing them says nothing.
+        sample_values=()
+        if rule.expectation == "ExpectColumnValuesToNotBeNull"
+        else tuple(_plain(v) for v in details.get("partial_unexpected_list") or ()),
+        sample_rows=tuple(int(i) for i in details.get("partial_unexpected_index_list") or ()),
+        observed_value=details.get("observed_value"),
+        error=_error_message(result.exception_info),
+    )
+
+
+def run_suite(frame: pd.DataFrame, rules: list[Rule], name: str) -> SuiteOutcome:
+    """Validates a frame against the rules with Great Expectations.
+
+    Args:
+        frame: The batch, with a 0-based positional index (row numbers in messages).
+        rules: The expectations to evaluate.
+        name: Suite name shown in the data docs.
+
+    Returns:
+        Every rule's outcome, with failure details for the rules that failed.
+    """
+    batch = _batch_definition().get_batch(batch_parameters={"dataframe": frame})
+    rule_by_id = {f"rule-{i}": rule for i, rule in enumerate(rules)}
+    suite = gx.ExpectationSuite(
+        name=name, expectations=[_expectation(r, key) for key, r in rule_by_id.items()]
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        first = batch.validate(suite, result_format="BOOLEAN_ONLY")
+    results = {r.expectation_config.meta["rule"]: r for r in first.results}
+    failed = [i for i, r in results.items() if not r.success]
+    if failed:
+        detail_suite = gx.ExpectationSuite(
+            name=f"{name} (failures)", expectations=[_expectation(rule_by_id[i], i) for i in failed]
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            detailed = batch.validate(detail_suite, result_format=DETAIL_FORMAT)
+        for result in detailed.results:
+            results[result.expectation_config.meta["rule"]] = result
+        first.results = list(results.values())
+        first.success = False
+    outcomes = tuple(_outcome(rule, results[i]) for i, rule in rule_by_id.items())
+    return SuiteOutcome(outcomes, first)
+
+
+def write_data_docs(outcome: SuiteOutcome, path: Path) -> Path:
+    """Renders GX's HTML data docs page of one validation to ``path``.
+
+    Args:
+        outcome: A validation from ``run_suite``.
+        path: Where to write the standalone HTML page.
+
+    Returns:
+        The path written.
+    """
+    page = ValidationResultsPageRenderer().render(outcome.gx_result)
+    html = DefaultJinjaPageView().render(page)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(html, encoding="utf-8")
+    tmp.replace(path)
+    return path
