@@ -126,7 +126,9 @@ def _score_champion(outcome) -> int:
 
 
 def reset_holdout(args: argparse.Namespace) -> int:
-    """Deletes the frozen holdout of a data set; the next run draws and records a new one."""
+    """Retires the frozen holdout of a data set (recorded); the next run draws a new one."""
+    import getpass
+
     from mlplatform.datasets.spec import load_spec
     from mlplatform.lifecycle import apply_environment
     from mlplatform.ml.holdout import reset_holdout as reset
@@ -135,7 +137,11 @@ def reset_holdout(args: argparse.Namespace) -> int:
     apply_environment(args.dataset)
     name = load_spec(os.environ["MLPLATFORM_DATASET"]).name
     store = resolve_in_project(os.environ["MLPLATFORM_HOME"]) / name / "holdout"
-    print(f"{'removed' if reset(store) else 'no'} holdout snapshot at {store}")
+    retired = reset(store, by=args.by or getpass.getuser(), reason=args.reason)
+    if retired is None:
+        print(f"no holdout snapshot at {store}; the next training run draws one")
+    else:
+        print(f"retired holdout {retired} at {store} (recorded in {store / 'history.jsonl'})")
     return 0
 
 
@@ -158,6 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
     run_backfill.set_defaults(func=backfill)
     holdout = commands.add_parser("reset-holdout", help="re-draw the fixed holdout on next run")
     holdout.add_argument("--dataset")
+    holdout.add_argument("--reason", required=True, help="why the holdout changes (recorded)")
+    holdout.add_argument("--by", help="who resets it (default: the current user)")
     holdout.set_defaults(func=reset_holdout)
     return parser
 

@@ -92,3 +92,53 @@ def platform(tmp_path, monkeypatch, small_spec) -> Platform:
 def subprocess_env(platform) -> dict[str, str]:
     """Environment for a child process (CLI) of the isolated platform."""
     return {**os.environ, **platform.env}
+
+
+def _lifecycle():
+    from mlplatform.definitions import defs
+
+    return [*defs.assets, *defs.asset_checks]
+
+
+def load_days(platform, instance, days=TEST_DAYS, dataset=None) -> list:
+    """Materialises raw_data and validated_data, with their checks, one run per day."""
+    import dagster as dg
+
+    return [
+        dg.materialize(
+            _lifecycle(),
+            selection=dg.AssetSelection.assets("raw_data", "validated_data"),
+            partition_key=day,
+            instance=instance,
+            resources=platform.resources(dataset),
+            raise_on_error=False,
+        )
+        for day in days
+    ]
+
+
+def retrain(platform, instance, dataset=None, estimator="gradient_boosting", **gates):
+    """Trains, evaluates and deploys on the validated days already in the instance."""
+    import dagster as dg
+
+    return dg.materialize(
+        _lifecycle(),
+        selection=dg.AssetSelection.assets("features").downstream(),
+        instance=instance,
+        resources=platform.resources(dataset, **gates),
+        run_config={"ops": {"challenger_model": {"config": {"estimator": estimator}}}},
+        raise_on_error=False,
+    )
+
+
+def materialized_count(instance, asset: str, partition: str | None = None) -> int:
+    """How many materialisations of an asset (or one partition of it) the instance holds."""
+    import dagster as dg
+
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(
+            asset_key=dg.AssetKey(asset), asset_partitions=[partition] if partition else None
+        ),
+        limit=1000,
+    ).records
+    return len(records)

@@ -5,48 +5,28 @@ from __future__ import annotations
 from datetime import date
 
 import dagster as dg
+import mlflow
+import numpy as np
 import pytest
 from mlflow import MlflowClient
 
+from mlplatform.datasets.spec import load_spec
 from mlplatform.datasets.synthetic import FaultConfig, generate_batch
-from mlplatform.definitions import defs
-from mlplatform.ml.registry import CHALLENGER, CHAMPION, PREVIOUS, version_for_alias
-from mlplatform_tests.conftest import TEST_DAYS, write_spec
-
-LIFECYCLE = [*defs.assets, *defs.asset_checks]
-DAILY = dg.AssetSelection.assets("raw_data", "validated_data")
-RETRAIN = dg.AssetSelection.assets("features").downstream()
-
-
-def _load_days(platform, instance, days=TEST_DAYS, dataset=None):
-    """Materialises raw_data and validated_data, with their checks, one run per day."""
-    return [
-        dg.materialize(
-            LIFECYCLE,
-            selection=DAILY,
-            partition_key=day,
-            instance=instance,
-            resources=platform.resources(dataset),
-            raise_on_error=False,
-        )
-        for day in days
-    ]
-
-
-def _materialize(platform, instance, dataset=None, estimator="gradient_boosting", **gates):
-    """Trains, evaluates and deploys on the validated days already in the instance."""
-    return dg.materialize(
-        LIFECYCLE,
-        selection=RETRAIN,
-        instance=instance,
-        resources=platform.resources(dataset, **gates),
-        run_config={"ops": {"challenger_model": {"config": {"estimator": estimator}}}},
-        raise_on_error=False,
-    )
-
-
-def _materialized(instance, asset: str) -> int:
-    return len(instance.fetch_materializations(dg.AssetKey(asset), limit=100).records)
+from mlplatform.ml.registry import (
+    CHALLENGER,
+    CHAMPION,
+    PREVIOUS,
+    load_pipeline,
+    version_for_alias,
+)
+from mlplatform.ml.training import churn_scores, model_input
+from mlplatform_tests.conftest import (
+    TEST_DAYS,
+    load_days,
+    materialized_count,
+    retrain,
+    write_spec,
+)
 
 
 def _aliases(platform, model_name):
@@ -60,12 +40,12 @@ def _aliases(platform, model_name):
 @pytest.fixture
 def instance(platform):
     with dg.instance_for_test() as test_instance:
-        assert all(run.success for run in _load_days(platform, test_instance))
+        assert all(run.success for run in load_days(platform, test_instance))
         yield test_instance
 
 
 def test_full_graph_registers_and_promotes_a_first_champion(platform, instance):
-    result = _materialize(platform, instance)
+    result = retrain(platform, instance)
     assert result.success
     features = result.asset_value("features")
     evaluation = result.asset_value("evaluation")
@@ -89,8 +69,8 @@ def test_full_graph_registers_and_promotes_a_first_champion(platform, instance):
 
 
 def test_second_challenger_is_compared_with_the_champion_on_the_same_holdout(platform, instance):
-    first = _materialize(platform, instance)
-    second = _materialize(platform, instance, estimator="logistic_regression")
+    first = retrain(platform, instance)
+    second = retrain(platform, instance, estimator="logistic_regression")
     assert first.success and second.success
     assert (
         first.asset_value("features").holdout_version
@@ -107,20 +87,20 @@ def test_second_challenger_is_compared_with_the_champion_on_the_same_holdout(pla
 
 
 def test_auc_gate_blocks_deployment_and_keeps_the_champion(platform, instance):
-    assert _materialize(platform, instance).success
-    blocked = _materialize(platform, instance, min_auc="0.99")
+    assert retrain(platform, instance).success
+    blocked = retrain(platform, instance, min_auc="0.99")
     assert not blocked.success
     checks = {e.check_name: e for e in blocked.get_asset_check_evaluations()}
     assert checks["challenger_auc_above_threshold"].passed is False
     assert checks["challenger_auc_above_threshold"].severity == dg.AssetCheckSeverity.ERROR
-    assert _materialized(instance, "deployed_model") == 1
+    assert materialized_count(instance, "deployed_model") == 1
     model_name = blocked.asset_value("evaluation").model_name
     assert _aliases(platform, model_name)[CHAMPION] == "1"
 
 
 def test_training_reads_only_the_rolling_window(platform, instance):
-    assert all(r.success for r in _load_days(platform, instance, ["2026-02-20", "2026-02-27"]))
-    result = _materialize(platform, instance)
+    assert all(r.success for r in load_days(platform, instance, ["2026-02-20", "2026-02-27"]))
+    result = retrain(platform, instance)
     assert result.success
     features = result.asset_value("features")
     assert features.window.startswith("2026-03-01..2026-03-04 (4 partitions, 0 missing)")
@@ -133,32 +113,52 @@ def test_a_hole_in_the_training_window_fails_features_and_names_the_missing_days
 ):
     spec = write_spec(tmp_path, top={"training_window_days": 5})
     with dg.instance_for_test() as instance:
-        assert all(r.success for r in _load_days(platform, instance, ["2026-03-01", "2026-03-05"]))
-        result = _materialize(platform, instance, dataset=str(spec))
+        assert all(r.success for r in load_days(platform, instance, ["2026-03-01", "2026-03-05"]))
+        result = retrain(platform, instance, dataset=str(spec))
         assert not result.success
         failure = next(e for e in result.all_events if e.is_step_failure)
         assert failure.step_key == "features"
         message = failure.step_failure_data.error.cause.message
         assert "2026-03-02, 2026-03-03, 2026-03-04" in message and "backfill" in message
-        assert _materialized(instance, "challenger_model") == 0
+        assert materialized_count(instance, "challenger_model") == 0
 
 
 def test_a_bad_day_fails_at_the_data_stage_and_keeps_its_last_good_version(
     platform, instance, tmp_path
 ):
-    good = _materialize(platform, instance)
+    good = retrain(platform, instance)
     assert good.success
     bad_csv = tmp_path / "bad_{date}.csv"
     faulty = generate_batch(date(2026, 3, 4), 1000, faults=FaultConfig(out_of_range_fraction=0.01))
     faulty.to_csv(str(bad_csv).replace("{date}", "2026-03-04"), index=False)
     spec = write_spec(tmp_path, kind="csv", path=str(bad_csv))
-    (bad_run,) = _load_days(platform, instance, ["2026-03-04"], dataset=str(spec))
+    (bad_run,) = load_days(platform, instance, ["2026-03-04"], dataset=str(spec))
     assert not bad_run.success
     failed = [e for e in bad_run.get_asset_check_evaluations() if not e.passed]
     assert failed and all(e.severity == dg.AssetCheckSeverity.ERROR for e in failed)
     described = " ".join(str(e.metadata) for e in failed)
     assert "tenure_months" in described
     # validated_data for that day still holds the good version; nothing downstream ran.
-    assert _materialized(instance, "validated_data") == len(TEST_DAYS)
-    assert _materialized(instance, "features") == 1
+    assert materialized_count(instance, "validated_data") == len(TEST_DAYS)
+    assert materialized_count(instance, "features") == 1
     assert _aliases(platform, good.asset_value("deployed_model").model_name)[CHAMPION] == "1"
+
+
+def test_retraining_on_the_same_data_version_and_seed_gives_the_same_model(platform, instance):
+    first, second = retrain(platform, instance), retrain(platform, instance)
+    assert first.success and second.success
+    features = first.asset_value("features")
+    assert second.asset_value("features").train_version == features.train_version
+    models = [r.asset_value("challenger_model") for r in (first, second)]
+    assert [m.version for m in models] == ["1", "2"]
+    spec = load_spec(platform.env["MLPLATFORM_DATASET"])
+    holdout = model_input(features.holdout, spec)
+    mlflow.set_tracking_uri(platform.tracking_uri)
+    scores = [churn_scores(load_pipeline(m.name, m.version), holdout) for m in models]
+    np.testing.assert_array_equal(scores[0], scores[1])
+    # Each model's MLflow run names the exact data it was trained and judged on.
+    client = MlflowClient(tracking_uri=platform.tracking_uri)
+    for model in models:
+        inputs = client.get_run(model.run_id).inputs.dataset_inputs
+        digests = {i.tags[0].value: i.dataset.digest for i in inputs}
+        assert digests == {"training": features.train_version, "holdout": features.holdout_version}

@@ -21,6 +21,7 @@ from mlplatform.datasets.versioning import frame_digest
 from mlplatform.ml.holdout import (
     HOLDOUT_FILE,
     META_FILE,
+    holdout_history,
     in_holdout,
     load_or_create_holdout,
     reset_holdout,
@@ -235,14 +236,27 @@ def test_training_rows_never_overlap_the_holdout(tmp_path, typed_days):
     assert set(second_day["customer_id"]) <= set(later_train["customer_id"])
 
 
-def test_reset_holdout_deletes_the_snapshot_and_reports_whether_it_existed(tmp_path, typed_days):
+def test_reset_holdout_retires_the_snapshot_and_records_who_when_and_why(tmp_path, typed_days):
     first_day, second_day = typed_days
-    assert reset_holdout(tmp_path) is False
-    load_or_create_holdout(tmp_path, first_day, "customer_id", 0.2)
-    assert reset_holdout(tmp_path) is True
+    assert reset_holdout(tmp_path, by="ana", reason="nothing there yet") is None
+    original = load_or_create_holdout(tmp_path, first_day, "customer_id", 0.2)
+    retired = reset_holdout(tmp_path, by="ana", reason="new customer segment")
+    assert retired == original.version
     assert not (tmp_path / HOLDOUT_FILE).exists()
     assert not (tmp_path / META_FILE).exists()
-    assert reset_holdout(tmp_path) is False
     redrawn = load_or_create_holdout(tmp_path, second_day, "customer_id", 0.2)
     assert redrawn.created
     assert set(redrawn.frame["customer_id"]) <= set(second_day["customer_id"])
+    history = holdout_history(tmp_path)
+    assert [h["action"] for h in history] == ["created", "reset", "created"]
+    assert history[1]["retired_version"] == original.version
+    assert (history[1]["by"], history[1]["reason"]) == ("ana", "new customer segment")
+    assert history[2]["version"] == redrawn.version
+
+
+@pytest.mark.parametrize("by, reason", [("", "why"), ("ana", " ")])
+def test_reset_holdout_refuses_without_a_name_and_a_reason(tmp_path, typed_days, by, reason):
+    load_or_create_holdout(tmp_path, typed_days[0], "customer_id", 0.2)
+    with pytest.raises(ValueError, match="name .* and a reason"):
+        reset_holdout(tmp_path, by=by, reason=reason)
+    assert (tmp_path / HOLDOUT_FILE).exists()

@@ -22,6 +22,7 @@ class FeatureSet:
         holdout_version: Content hash of ``holdout``.
         engineered_train: The engineered features the model pipeline computes for ``train``.
         window: The training window the rows came from, e.g. "2026-01-01..2026-01-30 (...)".
+        holdout_path: Where the holdout snapshot is stored.
     """
 
     dataset: str
@@ -31,6 +32,7 @@ class FeatureSet:
     holdout_version: str
     engineered_train: pd.DataFrame
     window: str = ""
+    holdout_path: str = ""
 
 
 def spec_feature_engineer(spec: DatasetSpec, passthrough: bool = False) -> FeatureEngineer:

@@ -21,6 +21,7 @@ from mlplatform.datasets.versioning import frame_digest
 
 HOLDOUT_FILE = "holdout.parquet"
 META_FILE = "holdout.json"
+HISTORY_FILE = "history.jsonl"
 
 
 @dataclass(frozen=True)
@@ -88,18 +89,28 @@ def load_or_create_holdout(
     # is the same on the run that creates the snapshot and on every later run.
     snapshot = pd.read_parquet(path)
     version = frame_digest(snapshot)
-    (store_dir / META_FILE).write_text(
-        json.dumps(
-            {
-                "version": version,
-                "rows": len(snapshot),
-                "fraction": fraction,
-                "created_at": datetime.now(UTC).isoformat(),
-            },
-            indent=2,
-        )
-    )
+    meta = {
+        "version": version,
+        "rows": len(snapshot),
+        "fraction": fraction,
+        "created_at": datetime.now(UTC).isoformat(),
+    }
+    (store_dir / META_FILE).write_text(json.dumps(meta, indent=2))
+    _record(store_dir, {"action": "created", **meta})
     return Holdout(snapshot, version, path, created=True)
+
+
+def _record(store_dir: Path, entry: dict) -> None:
+    with (store_dir / HISTORY_FILE).open("a", encoding="utf-8") as history:
+        history.write(json.dumps(entry) + "\n")
+
+
+def holdout_history(store_dir: Path) -> list[dict]:
+    """Every creation and reset of the data set's holdout, oldest first."""
+    path = store_dir / HISTORY_FILE
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
 
 
 def training_rows(frame: pd.DataFrame, holdout: Holdout, id_column: str) -> pd.DataFrame:
@@ -107,13 +118,39 @@ def training_rows(frame: pd.DataFrame, holdout: Holdout, id_column: str) -> pd.D
     return frame.loc[~frame[id_column].isin(holdout.frame[id_column])].reset_index(drop=True)
 
 
-def reset_holdout(store_dir: Path) -> bool:
-    """Deletes the frozen holdout so the next evaluation draws a new one.
+def reset_holdout(store_dir: Path, by: str, reason: str) -> str | None:
+    """Retires the frozen holdout so the next training run draws a new one, and records it.
+
+    Models judged on different holdouts are not comparable, so this is deliberate: the history
+    keeps who did it, when, why and which version was retired.
+
+    Args:
+        store_dir: Directory of the data set's holdout snapshot.
+        by: Who resets it.
+        reason: Why (required).
 
     Returns:
-        True when a snapshot existed.
+        The retired version, or None when there was no snapshot.
+
+    Raises:
+        ValueError: ``by`` or ``reason`` is empty.
     """
-    existed = (store_dir / HOLDOUT_FILE).exists()
+    if not by.strip() or not reason.strip():
+        raise ValueError("resetting the holdout needs a name (by) and a reason")
+    path = store_dir / HOLDOUT_FILE
+    if not path.exists():
+        return None
+    retired = frame_digest(pd.read_parquet(path))
     for name in (HOLDOUT_FILE, META_FILE):
         (store_dir / name).unlink(missing_ok=True)
-    return existed
+    _record(
+        store_dir,
+        {
+            "action": "reset",
+            "retired_version": retired,
+            "by": by,
+            "reason": reason,
+            "at": datetime.now(UTC).isoformat(),
+        },
+    )
+    return retired

@@ -56,6 +56,7 @@ def features(
         holdout_version=holdout.version,
         engineered_train=engineered,
         window=window.describe(),
+        holdout_path=str(holdout.path),
     )
     summary = engineered.describe().T[["mean", "std", "min", "max"]].round(3)
     return dg.Output(

@@ -1,5 +1,3 @@
-import warnings
-
 import dagster as dg
 import mlflow
 from pydantic import Field
@@ -7,6 +5,7 @@ from pydantic import Field
 from mlplatform.defs.data.resources import DatasetResource
 from mlplatform.defs.training.resources import MLflowResource
 from mlplatform.features.sets import FeatureSet
+from mlplatform.ml.lineage import HOLDOUT, TRAINING, log_dataset
 from mlplatform.ml.metrics import auc_with_ci
 from mlplatform.ml.registry import CHALLENGER, RegisteredModel, environment_tags, log_and_register
 from mlplatform.ml.training import TrainingParams, churn_scores, labels, model_input, train_pipeline
@@ -58,21 +57,23 @@ def challenger_model(
         **environment_tags(),
     }
     with mlflow_tracking.start_run(run_name=f"train-{spec.name}", tags=tags):
-        mlflow.log_params(params.as_dict())
-        with warnings.catch_warnings():
-            # MLflow registers two equivalent local sources and warns that it picked one.
-            warnings.filterwarnings("ignore", message="The specified dataset source can be")
-            # Non-nullable integer columns are int64 on purpose (see model_input).
-            warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
-            mlflow.log_input(
-                mlflow.data.from_pandas(
-                    train,
-                    source=dataset.source_description(),
-                    name=f"{spec.name}-train",
-                    targets=spec.label_column,
-                ),
-                context="training",
-            )
+        mlflow.log_params({**params.as_dict(), "training_window": features.window})
+        log_dataset(
+            train,
+            name=f"{spec.name}-train",
+            digest=features.train_version,
+            source=f"{dataset.source_description()} window {features.window}",
+            context=TRAINING,
+            targets=spec.label_column,
+        )
+        log_dataset(
+            features.holdout,
+            name=f"{spec.name}-holdout",
+            digest=features.holdout_version,
+            source=features.holdout_path,
+            context=HOLDOUT,
+            targets=spec.label_column,
+        )
         pipeline = train_pipeline(train, spec, params)
         train_inputs = model_input(train, spec)
         train_auc = auc_with_ci(labels(train, spec), churn_scores(pipeline, train_inputs))
