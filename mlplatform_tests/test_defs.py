@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from datetime import UTC, datetime
 
 import dagster as dg
 import pytest
@@ -55,15 +56,51 @@ def test_lineage_is_a_chain_from_raw_data_to_deployed_model(graph):
         assert upstream in parents, f"{downstream} does not read {upstream}"
 
 
-def test_gate_checks_are_blocking(graph):
+BLOCKING_CHECKS = [
+    "raw_data:schema",
+    "raw_data:completeness",
+    "raw_data:ranges",
+    "raw_data:categories",
+    "raw_data:unique_ids",
+    "raw_data:row_count",
+    "validated_data:label_balance",
+    "evaluation:challenger_auc_above_threshold",
+]
+WARNING_CHECKS = ["raw_data:unseen_categories", "raw_data:distribution"]
+
+
+def test_hard_data_and_model_checks_are_blocking_and_soft_ones_are_not(graph):
     checks = {key.to_user_string(): key for key in graph.asset_check_keys}
-    assert "evaluation:challenger_auc_above_threshold" in checks
-    assert "validated_data:label_has_both_classes" in checks
-    for name in (
-        "evaluation:challenger_auc_above_threshold",
-        "validated_data:label_has_both_classes",
-    ):
-        assert graph.get_check_spec(checks[name]).blocking
+    assert set(BLOCKING_CHECKS + WARNING_CHECKS) <= set(checks)
+    for name in BLOCKING_CHECKS:
+        assert graph.get_check_spec(checks[name]).blocking, name
+    for name in WARNING_CHECKS:
+        assert not graph.get_check_spec(checks[name]).blocking, name
+
+
+def test_data_assets_and_their_checks_are_daily_partitioned(graph):
+    for asset in ("raw_data", "validated_data"):
+        partitions = graph.get(dg.AssetKey(asset)).partitions_def
+        assert isinstance(partitions, dg.DailyPartitionsDefinition)
+        assert partitions.get_first_partition_key() == "2025-01-01"
+    for key in graph.asset_check_keys:
+        if key.asset_key.to_user_string() in ("raw_data", "validated_data"):
+            assert graph.get_check_spec(key).partitions_def is not None, key
+    assert graph.get(dg.AssetKey("features")).partitions_def is None
+
+
+def test_daily_ingest_schedule_loads_yesterday_at_0100_utc():
+    schedule = defs.resolve_schedule_def("daily_ingest_schedule")
+    assert schedule.cron_schedule == "0 1 * * *"
+    assert schedule.execution_timezone == "UTC"
+    job = defs.resolve_job_def(schedule.job_name)
+    selected = {k.to_user_string() for k in job.asset_layer.selected_asset_keys}
+    assert selected == {"raw_data", "validated_data"}
+    context = dg.build_schedule_context(
+        scheduled_execution_time=datetime(2026, 3, 5, 1, tzinfo=UTC)
+    )
+    (request,) = schedule.evaluate_tick(context).run_requests
+    assert request.partition_key == "2026-03-04"
 
 
 def test_resources_are_bound_to_environment_variables():
@@ -80,7 +117,7 @@ def test_weekly_schedule_runs_the_retrain_path_monday_0300_utc():
     assert schedule.execution_timezone == "UTC"
     job = defs.resolve_job_def(schedule.job_name)
     selected = {k.to_user_string() for k in job.asset_layer.selected_asset_keys}
-    assert selected == set(ASSETS)
+    assert selected == set(ASSETS[2:])
 
 
 def test_dagster_definitions_validate_accepts_the_workspace(platform, subprocess_env):

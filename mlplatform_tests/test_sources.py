@@ -10,10 +10,10 @@ from datetime import date, timedelta
 import pandas as pd
 import pytest
 
+from mlplatform.datasets.csv_source import read_source_csv
 from mlplatform.datasets.loading import SourceError, load_dataset, load_partition
 from mlplatform.datasets.spec import SpecError, load_spec
 from mlplatform.datasets.synthetic import generate_batch, generate_days
-from mlplatform.datasets.telco import read_source_csv
 from mlplatform_tests.conftest import REPO_ROOT, TELCO_CSV, write_spec
 
 START = date(2026, 1, 1)
@@ -292,3 +292,10 @@ def test_plain_csv_without_time_column_is_a_snapshot(dated_csv, tmp_path):
     frame, source = load_partition(spec, REPO_ROOT, None, date(2030, 1, 1))
     assert len(frame) == 60
     assert source.endswith("?snapshot=2030-01-01")
+
+
+def test_a_row_with_too_few_fields_is_refused_naming_its_line(tmp_path):
+    path = tmp_path / "short.csv"
+    path.write_text("a,b,c\n1,2,3\n4,5\n6,7,8\n")
+    with pytest.raises(SourceError, match=r"short\.csv: malformed CSV: line 3 has 2 field\(s\)"):
+        read_source_csv(path, ["a", "b", "c"])

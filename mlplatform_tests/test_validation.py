@@ -149,7 +149,7 @@ def test_fault_raises_naming_source_column_rule_and_rows(fault, clean, spec):
     message = str(info.value)
     assert message.startswith(f"{SOURCE}: {ROWS} rows")
     assert f"column '{column}'" in message
-    assert f"[{rule}, {len(rows)} row(s)] at rows {rows}" in message
+    assert f"[{rule}, {len(rows)} row(s)] at rows (0-based) {rows}" in message
     assert fragment in message
     errors = info.value.report.errors
     assert [(v.column, v.rule, list(v.rows)) for v in errors] == [(column, rule, rows)]
@@ -212,7 +212,7 @@ def test_too_few_rows_is_reported(clean, spec):
 def test_reported_rows_are_positions_not_index_labels(clean, spec):
     clean.index = clean.index * 10 + 1000
     clean.iloc[3, clean.columns.get_loc("tenure_months")] = -5
-    with pytest.raises(DataValidationError, match=r"at rows \[3\] \(values \['-5'\]\)"):
+    with pytest.raises(DataValidationError, match=r"at rows \(0-based\) \[3\] \(values \['-5'\]\)"):
         enforce_spec(clean, spec, SOURCE)
 
 

@@ -71,11 +71,15 @@ class RuleOutcome:
             percent = f" ({self.unexpected_percent:.2f}%)" if self.unexpected_percent else ""
             parts.append(f"{self.unexpected_count} unexpected row(s){percent}")
         if self.sample_rows:
-            parts.append(f"rows {list(self.sample_rows)}")
+            # Data rows, 0-based, header excluded: line = row + 2 in a CSV with a header.
+            parts.append(f"rows (0-based) {list(self.sample_rows)}")
         if self.sample_values:
             parts.append(f"values {list(self.sample_values)}")
-        if self.observed_value is not None and not self.unexpected_count:
-            parts.append(f"observed {self.observed_value}")
+        if not self.unexpected_count:
+            if self.observed_value is not None:
+                parts.append(f"observed {self.observed_value}")
+            elif not self.success and not self.error:
+                parts.append("no value observed (the column has no non-missing values)")
         return "; ".join(parts)
 
 
@@ -178,6 +182,14 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _sample(value: Any) -> Any:
+    """A sample value as its source wrote it: integers were widened to float64 for GX."""
+    value = _plain(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 def _outcome(rule: Rule, result: Any) -> RuleOutcome:
     details = result.result or {}
     if "observed_value" in details:
@@ -190,7 +202,7 @@ def _outcome(rule: Rule, result: Any) -> RuleOutcome:
         # The bad values of a not-null rule are all missing: showing them says nothing.
         sample_values=()
         if rule.expectation == "ExpectColumnValuesToNotBeNull"
-        else tuple(_plain(v) for v in details.get("partial_unexpected_list") or ()),
+        else tuple(_sample(v) for v in details.get("partial_unexpected_list") or ()),
         sample_rows=tuple(int(i) for i in details.get("partial_unexpected_index_list") or ()),
         observed_value=details.get("observed_value"),
         error=_error_message(result.exception_info),

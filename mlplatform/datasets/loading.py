@@ -21,9 +21,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mlplatform.datasets.csv_source import SourceError, read_source_csv
 from mlplatform.datasets.spec import DatasetSpec, SpecError
 from mlplatform.datasets.synthetic import generate_batch, generate_days
-from mlplatform.datasets.telco import SourceError, load_telco_csv, read_source_csv
+from mlplatform.datasets.telco import load_telco_csv
 
 __all__ = [
     "DATE_PLACEHOLDER",

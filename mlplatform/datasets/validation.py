@@ -41,7 +41,7 @@ class Violation:
 
     def describe(self) -> str:
         """One line naming column, rule, count, rows and values."""
-        where = f" at rows {list(self.rows)}" if self.rows else ""
+        where = f" at rows (0-based) {list(self.rows)}" if self.rows else ""
         values = f" (values {list(self.values)})" if self.values else ""
         return f"column '{self.column}': {self.detail} [{self.rule}, {self.count} row(s)]{where}{values}"
 

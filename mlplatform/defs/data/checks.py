@@ -44,6 +44,14 @@ def _table(outcomes) -> str:
     return header + "\n".join(rows)
 
 
+def _explain(outcome, unparsed: dict[str, int]) -> str:
+    text = outcome.describe()
+    column = outcome.rule.column
+    if outcome.rule.expectation == "ExpectColumnValuesToNotBeNull" and column in unparsed:
+        text += f" (includes {unparsed[column]} value(s) that did not parse; see the schema check)"
+    return text
+
+
 def _run_groups(
     context: dg.AssetCheckExecutionContext,
     frame: pd.DataFrame,
@@ -59,6 +67,7 @@ def _run_groups(
     spec = dataset.spec()
     partition = context.partition_key
     typed, type_violations = coerce_frame(frame, spec)
+    unparsed = {v.column: v.count for v in type_violations}
     rules: list[Rule] = [
         r
         for r in suite_rules(spec)
@@ -72,7 +81,7 @@ def _run_groups(
     source = dataset.source_description(partition)
     for group in groups:
         outcomes = outcome.for_group(group)
-        problems = [o.describe() for o in outcomes if not o.success]
+        problems = [_explain(o, unparsed) for o in outcomes if not o.success]
         if group == SCHEMA:
             problems += [v.describe() for v in type_violations]
         severity = (

@@ -1,0 +1,165 @@
+"""The one hardened CSV reader every file-backed source shares.
+
+Every way a delivered file can be broken (missing, empty, binary, not UTF-8, malformed, another
+delimiter, rows with too few fields, no data rows, missing columns) becomes a ``SourceError``
+that names the file and, where it applies, the line, byte offset or columns.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+# pandas decompresses these by their suffix, so their raw bytes say nothing about the CSV inside.
+_COMPRESSED_SUFFIXES = {".gz", ".bz2", ".zip", ".xz", ".zst", ".tar"}
+_MAGIC = {
+    b"PK\x03\x04": "a ZIP archive (an .xlsx workbook is one)",
+    b"\x1f\x8b": "gzip-compressed data",
+    b"PAR1": "a Parquet file",
+    b"%PDF": "a PDF document",
+    b"SQLite format 3\x00": "an SQLite database",
+}
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+_DELIMITERS = {";": "';' (semicolon)", "\t": "'\\t' (tab)", "|": "'|' (pipe)"}
+_SNIFF_BYTES = 8192
+
+
+class SourceError(ValueError):
+    """A source file cannot be read as the data set it claims to be; names the file."""
+
+
+def _sniff_delimiter(head: bytes) -> str | None:
+    """The non-comma delimiter the header line seems to use, described, or None."""
+    header = head.split(b"\n", 1)[0].decode("utf-8", errors="replace")
+    counts = {sep: header.count(sep) for sep in _DELIMITERS}
+    best = max(counts, key=counts.get)
+    return _DELIMITERS[best] if counts[best] and "," not in header else None
+
+
+def _binary_problem(head: bytes) -> str | None:
+    """Why the first bytes of a file cannot be CSV text, or None if they can."""
+    if head.startswith(_UTF16_BOMS):
+        return (
+            f"not valid UTF-8: byte 0x{head[0]:02x} at byte offset 0 (line 1) starts a UTF-16 "
+            "byte-order mark; re-save it as UTF-8"
+        )
+    kind = next((what for magic, what in _MAGIC.items() if head.startswith(magic)), None)
+    if kind is None and b"\x00" in head:
+        kind = f"binary data (NUL byte at byte offset {head.index(0)})"
+    return f"not a CSV file: it looks like {kind}" if kind else None
+
+
+def _encoding_problem(path: Path, exc: UnicodeDecodeError) -> str:
+    # pandas decodes in chunks, so its offset is chunk-relative; decode the whole file to find
+    # the real byte offset and line.
+    data = path.read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as whole:
+        line = data.count(b"\n", 0, whole.start) + 1
+        return (
+            f"not valid UTF-8: byte 0x{data[whole.start]:02x} at byte offset {whole.start} "
+            f"(line {line}): {whole.reason}; perhaps Latin-1 or Windows-1252, re-save it as UTF-8"
+        )
+    return f"not valid UTF-8: {exc}"
+
+
+def _parser_problem(exc: pd.errors.ParserError, head: bytes) -> str:
+    found = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
+    unclosed = re.search(r"EOF inside string starting at row (\d+)", str(exc))
+    if found:
+        expected, line, saw = found.groups()
+        detail = f"line {line} has {saw} fields where the header has {expected}"
+    elif unclosed:
+        # The C parser counts rows from 0 with the header as row 0.
+        detail = f"line {int(unclosed.group(1)) + 1} opens a quoted field that is never closed"
+    else:
+        detail = str(exc).replace("Error tokenizing data. C error: ", "")
+    delimiter = _sniff_delimiter(head)
+    if delimiter:
+        detail += f"; the header seems to use {delimiter} as delimiter, not ','"
+    return f"malformed CSV: {detail}"
+
+
+def read_source_csv(
+    path: str | Path, required: Sequence[str], *, text: bool = False
+) -> pd.DataFrame:
+    """Reads a source CSV, turning every way it can be broken into a SourceError naming the file.
+
+    Args:
+        path: The CSV file (``.gz``/``.zip``/... files are decompressed by their suffix).
+        required: Columns the file must have (named as in the file's header).
+        text: Read every value as a string, blanks kept as ``""`` (for loaders that map values
+            themselves); otherwise pandas infers types so that validation sees real types.
+
+    Returns:
+        The file's rows, at least one.
+
+    Raises:
+        SourceError: The file is missing, empty, binary, not UTF-8, malformed, uses another
+            delimiter, has no data rows, or lacks required columns; the message says which, with
+            the line, byte offset or column names where they apply.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise SourceError(f"{path}: no such file")
+    if not path.is_file():
+        raise SourceError(f"{path}: not a regular file")
+    if path.stat().st_size == 0:
+        raise SourceError(f"{path}: the file is empty (0 bytes)")
+    head = b""
+    if path.suffix.lower() not in _COMPRESSED_SUFFIXES:
+        with path.open("rb") as handle:
+            head = handle.read(_SNIFF_BYTES)
+        problem = _binary_problem(head)
+        if problem:
+            raise SourceError(f"{path}: {problem}")
+    options = {"dtype": str, "keep_default_na": False} if text else {}
+    try:
+        frame = pd.read_csv(path, **options)
+    except UnicodeDecodeError as exc:
+        raise SourceError(f"{path}: {_encoding_problem(path, exc)}") from exc
+    except pd.errors.ParserError as exc:
+        raise SourceError(f"{path}: {_parser_problem(exc, head)}") from exc
+    except pd.errors.EmptyDataError as exc:
+        raise SourceError(f"{path}: no CSV header (the file holds only blank lines)") from exc
+    except OSError as exc:
+        raise SourceError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    delimiter = _sniff_delimiter(head)
+    if len(frame.columns) == 1 and len(required) > 1 and delimiter:
+        raise SourceError(
+            f"{path}: parsed into a single column {str(frame.columns[0])[:80]!r} but "
+            f"{len(required)} columns are expected; the header seems to use {delimiter} as "
+            "delimiter, not ','"
+        )
+    missing = [name for name in required if name not in frame.columns]
+    if missing:
+        raise SourceError(
+            f"{path}: missing required column(s) {', '.join(missing)}; "
+            f"the file has: {', '.join(map(str, frame.columns))}"
+        )
+    if frame.empty:
+        raise SourceError(f"{path}: the file has a header but no data rows")
+    if head:
+        short = _first_short_line(path, len(frame.columns))
+        if short:
+            line, fields = short
+            raise SourceError(
+                f"{path}: malformed CSV: line {line} has {fields} field(s) where the header has "
+                f"{len(frame.columns)}"
+            )
+    return frame
+
+
+def _first_short_line(path: Path, width: int) -> tuple[int, int] | None:
+    """The first line with fewer fields than the header (pandas pads those with NaN)."""
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.reader(handle)
+        for row in reader:
+            if row and len(row) < width:
+                return reader.line_num, len(row)
+    return None
