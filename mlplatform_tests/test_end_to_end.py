@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from datetime import date
 from pathlib import Path
 
+import dagster as dg
 import mlflow
 import mlflow.pyfunc
 import numpy as np
@@ -15,7 +17,8 @@ import pytest
 
 from mlplatform.datasets.synthetic import generate_batch
 from mlplatform.datasets.telco import load_telco_csv
-from mlplatform_tests.conftest import TELCO_CSV
+from mlplatform.lifecycle import ensure_dagster_home
+from mlplatform_tests.conftest import TELCO_CSV, TEST_DAYS
 
 pytestmark = pytest.mark.e2e
 BIN = Path(sys.executable).parent
@@ -45,9 +48,61 @@ def _as_json_records(frame: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def test_dagster_cli_materialises_the_graph_and_the_champion_scores_raw_rows(
+def _wait_for_runs(instance, count: int, timeout: float = 420.0) -> list:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        runs = instance.get_runs()
+        if len(runs) >= count and all(run.is_finished for run in runs):
+            return runs
+        time.sleep(1.0)
+    states = [(r.tags.get("dagster/partition"), r.status.value) for r in instance.get_runs()]
+    raise AssertionError(f"runs not finished after {timeout}s: {states}")
+
+
+def test_cli_backfill_through_the_daemon_then_training_and_a_champion_that_scores(
     platform, subprocess_env
 ):
+    """The README's commands: a backfill queued by the dagster CLI and run by the daemon, then
+    the retrain path materialised by the dagster CLI."""
+    ensure_dagster_home(Path(platform.env["DAGSTER_HOME"]))
+    # Create the instance's storage before two processes race to migrate it.
+    dg.DagsterInstance.get().dispose()
+    daemon = subprocess.Popen(
+        [str(BIN / "dagster-daemon"), "run", "-m", "mlplatform.definitions"],
+        cwd=platform.root,
+        env=subprocess_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        result = _run(
+            [
+                str(BIN / "dagster"),
+                "job",
+                "backfill",
+                "-m",
+                "mlplatform.definitions",
+                "-j",
+                "daily_data_job",
+                "--from",
+                TEST_DAYS[0],
+                "--to",
+                TEST_DAYS[-1],
+                "--noprompt",
+            ],
+            subprocess_env,
+            platform.root,
+        )
+        assert "Launched backfill job" in result.stdout + result.stderr
+        with dg.DagsterInstance.get() as instance:
+            runs = _wait_for_runs(instance, len(TEST_DAYS))
+            assert sorted(r.tags["dagster/partition"] for r in runs) == TEST_DAYS
+            assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
+            validated = instance.get_materialized_partitions(dg.AssetKey("validated_data"))
+            assert validated == set(TEST_DAYS)
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=60)
     _run(
         [
             str(BIN / "dagster"),
@@ -56,7 +111,7 @@ def test_dagster_cli_materialises_the_graph_and_the_champion_scores_raw_rows(
             "-m",
             "mlplatform.definitions",
             "--select",
-            "*",
+            "features*",
         ],
         subprocess_env,
         platform.root,
@@ -68,6 +123,27 @@ def test_dagster_cli_materialises_the_graph_and_the_champion_scores_raw_rows(
     probabilities = np.asarray(model.predict(raw))[:, 1]
     assert probabilities.shape == (50,)
     assert np.all((probabilities >= 0) & (probabilities <= 1))
+
+
+def test_mlplatform_backfill_runs_the_days_in_process_and_reports_a_bad_range(
+    platform, subprocess_env
+):
+    result = _run(
+        [str(BIN / "mlplatform"), "backfill", "--from", "2026-03-01", "--to", "2026-03-02"],
+        subprocess_env,
+        platform.root,
+    )
+    assert "2/2 days (0 failed)" in result.stdout
+    bad = subprocess.run(
+        [str(BIN / "mlplatform"), "backfill", "--from", "2019-01-01", "--to", "2019-01-02"],
+        cwd=platform.root,
+        env=subprocess_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert bad.returncode == 2
+    assert "'2019-01-01' is not a daily partition (partitions run 2025-01-01.." in bad.stderr
 
 
 @pytest.mark.skipif(not TELCO_CSV.exists(), reason="shared Telco data not beside the repository")
