@@ -14,7 +14,7 @@ export MLFLOW_ARTIFACT_ROOT ?= $(CURDIR)/.mlflow/artifacts
 export MLPLATFORM_MIN_AUC ?= 0.80
 export MLPLATFORM_MIN_DELTA ?= 0.005
 
-.PHONY: install demo test test-fast dev mlflow-ui lint format clean
+.PHONY: install demo test test-fast bench dev mlflow-ui lint format clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "mlplatform needs Python 3.11, found " + sys.version' 
@@ -36,6 +36,9 @@ test: install ## the full test suite (unit, asset, end-to-end)
 
 test-fast: install ## everything but the end-to-end tests
 	$(BIN)/python -m pytest -m "not e2e"
+
+bench: install ## benchmarks, each against its baseline in the same process
+	$(BIN)/python benchmarks/data_validation.py
 
 dev: install ## Dagster UI + daemon (schedules, sensors) on http://127.0.0.1:3000
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
