@@ -20,9 +20,8 @@ The good file is restored after each case, so the cases do not depend on each ot
 from __future__ import annotations
 
 import pickle
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from datetime import date
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
@@ -30,9 +29,16 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from mlplatform.datasets.synthetic import generate_batch
 from mlplatform.datasets.versioning import frame_digest
 from mlplatform.ml.registry import CHAMPION, version_for_alias
+from mlplatform_tests.bad_deliveries import (
+    CHECK_CASES,
+    FILE_CASES,
+    ROWS,
+    Case,
+    good_frame,
+    write_csv,
+)
 from mlplatform_tests.conftest import (
     Platform,
     load_days,
@@ -46,9 +52,6 @@ GOOD_DAYS = ["2026-03-01", "2026-03-02"]
 BAD_DAY = GOOD_DAYS[-1]
 # A day delivered for the first time by the clean-day test.
 CLEAN_DAY = "2026-03-03"
-ROWS = 1000
-# Rows the content cases break (0-based, header excluded, as the check messages count them).
-BAD_ROWS = [3, 17, 42]
 RAW_CHECKS = {
     "schema",
     "completeness",
@@ -76,14 +79,6 @@ class Lifecycle:
         return Path(str(self.template).replace("{date}", day))
 
 
-def _good_frame(day: str) -> pd.DataFrame:
-    return generate_batch(date.fromisoformat(day), ROWS, seed=42)
-
-
-def _write_csv(frame: pd.DataFrame, path: Path, **options) -> None:
-    frame.to_csv(path, index=False, **options)
-
-
 @pytest.fixture(scope="module")
 def lifecycle(tmp_path_factory) -> Iterator[Lifecycle]:
     """Isolated platform with two good CSV days validated and a champion deployed."""
@@ -107,7 +102,7 @@ def lifecycle(tmp_path_factory) -> Iterator[Lifecycle]:
     Path(env["DAGSTER_HOME"]).mkdir()
     platform = Platform(root, env)
     for day in GOOD_DAYS:
-        _write_csv(_good_frame(day), Path(str(template).replace("{date}", day)))
+        write_csv(good_frame(day), Path(str(template).replace("{date}", day)))
     with pytest.MonkeyPatch.context() as monkeypatch:
         for key, value in env.items():
             monkeypatch.setenv(key, value)
@@ -126,143 +121,6 @@ def lifecycle(tmp_path_factory) -> Iterator[Lifecycle]:
                 model_name=deployment.model_name,
                 champion=deployment.champion_version,
             )
-
-
-# --- The bad deliveries: each writes one day's file from that day's good rows. ---------------
-
-
-def _delete(frame: pd.DataFrame, path: Path) -> None:
-    path.unlink()
-
-
-def _empty(frame: pd.DataFrame, path: Path) -> None:
-    path.write_bytes(b"")
-
-
-def _ragged(frame: pd.DataFrame, path: Path) -> None:
-    lines = frame.to_csv(index=False).splitlines()
-    lines[9] += ",surplus"  # line 10 of the file (line 1 is the header): row 8
-    path.write_text("\n".join(lines) + "\n")
-
-
-def _short_row(frame: pd.DataFrame, path: Path) -> None:
-    lines = frame.to_csv(index=False).splitlines()
-    lines[9] = lines[9].rsplit(",", 1)[0]  # row 8 loses its last field, churned
-    path.write_text("\n".join(lines) + "\n")
-
-
-def _semicolons(frame: pd.DataFrame, path: Path) -> None:
-    _write_csv(frame, path, sep=";")
-
-
-def _latin1(frame: pd.DataFrame, path: Path) -> None:
-    frame = frame.copy()
-    frame.loc[7, "region"] = "zürich"  # row 7 is line 9 of the file
-    _write_csv(frame, path, encoding="latin-1")
-
-
-def _drop_tenure(frame: pd.DataFrame, path: Path) -> None:
-    _write_csv(frame.drop(columns=["tenure_months"]), path)
-
-
-def _header_only(frame: pd.DataFrame, path: Path) -> None:
-    _write_csv(frame.head(0), path)
-
-
-def _set(column: str, *values) -> Callable[[pd.DataFrame, Path], None]:
-    """Writes the day with ``column`` of the rows in BAD_ROWS set to ``values`` (in turn)."""
-
-    def write(frame: pd.DataFrame, path: Path) -> None:
-        frame = frame.astype({column: object})
-        for row, value in zip(BAD_ROWS, values, strict=True):
-            frame.loc[row, column] = value
-        _write_csv(frame, path)
-
-    return write
-
-
-def _no_spend(frame: pd.DataFrame, path: Path) -> None:
-    _write_csv(frame.assign(monthly_spend=None), path)
-
-
-def _duplicate_ids(frame: pd.DataFrame, path: Path) -> None:
-    frame = frame.copy()
-    frame.loc[BAD_ROWS[1:], "customer_id"] = frame.loc[BAD_ROWS[0], "customer_id"]
-    _write_csv(frame, path)
-
-
-def _label_two(frame: pd.DataFrame, path: Path) -> None:
-    frame = frame.assign(churned=frame["churned"].astype(int))
-    frame.loc[BAD_ROWS, "churned"] = 2
-    _write_csv(frame, path)
-
-
-def _too_few_rows(frame: pd.DataFrame, path: Path) -> None:
-    _write_csv(frame.head(100), path)
-
-
-@dataclass(frozen=True)
-class Case:
-    """One bad delivery and what its failure must say.
-
-    Attributes:
-        write: Writes the bad file for the day, given the day's good rows and the file path.
-        check: The blocking raw_data check that must fail; None when the file itself is bad and
-            the raw_data step must fail.
-        says: Fragments the error message (or the check's description) must contain, besides
-            the file's path.
-    """
-
-    write: Callable[[pd.DataFrame, Path], None]
-    check: str | None
-    says: tuple[str, ...] = field(default_factory=tuple)
-
-
-ROWS_SAID = f"rows (0-based) {BAD_ROWS}"
-FILE_CASES = {
-    "missing_file": Case(_delete, None, ("no such file for partition 2026-03-02",)),
-    "empty_file": Case(_empty, None, ("the file is empty (0 bytes)",)),
-    "ragged_rows": Case(_ragged, None, ("malformed CSV", "line 10 has 13 fields", "has 12")),
-    "semicolon_delimiter": Case(_semicolons, None, ("single column", "';' (semicolon)")),
-    "latin1_encoding": Case(_latin1, None, ("not valid UTF-8", "byte 0xfc", "(line 9)")),
-    "missing_column": Case(_drop_tenure, None, ("missing required column(s) tenure_months",)),
-    "header_only_zero_rows": Case(_header_only, None, ("header but no data rows",)),
-    "row_with_a_field_missing": Case(_short_row, None, ("line 10 has 11 field(s)", "has 12")),
-}
-CHECK_CASES = {
-    "text_in_integer_column": Case(
-        _set("tenure_months", "twelve", "ten", "3 years"),
-        "schema",
-        ("column 'tenure_months'", "not of type integer", f"at {ROWS_SAID}", "twelve"),
-    ),
-    "all_null_column": Case(
-        _no_spend,
-        "completeness",
-        ("column=monthly_spend", f"{ROWS} unexpected row(s)", "rows (0-based) [0, 1, 2, 3,"),
-    ),
-    "unseen_strict_category": Case(
-        _set("contract_type", "weekly", "weekly", "weekly"),
-        "categories",
-        ("column=contract_type", ROWS_SAID, "weekly"),
-    ),
-    "duplicate_ids": Case(_duplicate_ids, "unique_ids", ("column=customer_id", ROWS_SAID)),
-    "negative_tenure": Case(
-        _set("tenure_months", -1, -5, -12),
-        "ranges",
-        ("column=tenure_months", ROWS_SAID, "-5"),
-    ),
-    "label_maybe": Case(
-        _set("churned", "maybe", "maybe", "unknown"),
-        "schema",
-        ("column 'churned'", "not of type boolean", f"at {ROWS_SAID}", "maybe"),
-    ),
-    "label_two_in_0_1_column": Case(
-        _label_two, "schema", ("column 'churned'", "not of type boolean", f"at {ROWS_SAID}")
-    ),
-    # pandas pads a row with too few fields with missing values instead of refusing the file,
-    # so it is the completeness check that catches it (for a non-nullable last column).
-    "too_few_rows": Case(_too_few_rows, "row_count", ("ExpectTableRowCountToBeBetween", "100")),
-}
 
 
 @pytest.fixture
@@ -311,7 +169,7 @@ def _run_bad_day(lifecycle: Lifecycle, path: Path, case: Case):
     instance = lifecycle.instance
     good_record = _latest_validated(instance, BAD_DAY)
     before = _counts(instance)
-    case.write(_good_frame(BAD_DAY), path)
+    case.write(good_frame(BAD_DAY), path)
 
     (run,) = load_days(lifecycle.platform, instance, [BAD_DAY], dataset=lifecycle.spec)
 
@@ -377,7 +235,7 @@ def test_bad_content_fails_a_blocking_raw_data_check_naming_file_column_and_rows
 def test_a_clean_day_passes_every_check_and_materialises_validated_data(lifecycle):
     instance = lifecycle.instance
     before = materialized_count(instance, "validated_data", CLEAN_DAY)
-    _write_csv(_good_frame(CLEAN_DAY), lifecycle.day_file(CLEAN_DAY))
+    write_csv(good_frame(CLEAN_DAY), lifecycle.day_file(CLEAN_DAY))
 
     (run,) = load_days(lifecycle.platform, instance, [CLEAN_DAY], dataset=lifecycle.spec)
 
