@@ -9,6 +9,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster
 export MLPLATFORM_HOME ?= $(CURDIR)/.mlplatform
 export MLPLATFORM_DATASET ?= synthetic_churn
 export MLPLATFORM_DATA_PATH ?=
+export MLPLATFORM_STORAGE ?=
 export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/.mlflow/mlflow.db
 export MLFLOW_ARTIFACT_ROOT ?= $(CURDIR)/.mlflow/artifacts
 export MLPLATFORM_MIN_AUC ?= 0.80

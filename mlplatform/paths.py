@@ -31,6 +31,7 @@ def embedded_defaults() -> dict[str, str]:
         "MLPLATFORM_HOME": ".mlplatform",
         "MLPLATFORM_DATASET": "synthetic_churn",
         "MLPLATFORM_DATA_PATH": "",
+        "MLPLATFORM_STORAGE": "",
         "MLFLOW_TRACKING_URI": "sqlite:///.mlflow/mlflow.db",
         "MLFLOW_ARTIFACT_ROOT": ".mlflow/artifacts",
         "MLPLATFORM_MIN_AUC": "0.80",

@@ -42,7 +42,9 @@ class Platform:
                 tracking_uri=self.tracking_uri, artifact_root=self.env["MLFLOW_ARTIFACT_ROOT"]
             ),
             "gates": GatePolicy(**{"min_auc": "0.80", "min_delta": "0.005", **gates}),
-            "io_manager": PartitionAwareIOManager(),
+            "io_manager": PartitionAwareIOManager(
+                dataset=dataset or self.env["MLPLATFORM_DATASET"]
+            ),
         }
 
 
@@ -77,6 +79,7 @@ def platform(tmp_path, monkeypatch, small_spec) -> Platform:
         "MLPLATFORM_HOME": str(tmp_path / "state"),
         "MLPLATFORM_DATASET": str(small_spec),
         "MLPLATFORM_DATA_PATH": "",
+        "MLPLATFORM_STORAGE": "",
         "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
         "MLFLOW_ARTIFACT_ROOT": str(tmp_path / "artifacts"),
         "MLPLATFORM_MIN_AUC": "0.80",
@@ -126,7 +129,13 @@ def retrain(platform, instance, dataset=None, estimator="gradient_boosting", **g
         selection=dg.AssetSelection.assets("features").downstream(),
         instance=instance,
         resources=platform.resources(dataset, **gates),
-        run_config={"ops": {"challenger_model": {"config": {"estimator": estimator}}}},
+        run_config={
+            "ops": {
+                "challenger_model": {"config": {"estimator": estimator}},
+                # Tests use fixed past days: the staleness guard is tested on its own.
+                "features": {"config": {"max_staleness_days": None}},
+            }
+        },
         raise_on_error=False,
     )
 

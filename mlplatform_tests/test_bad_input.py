@@ -7,12 +7,12 @@ day that already has a good validated version, re-runs that day, and checks that
 
 * the run fails at the right place: problems with the file itself (missing, empty, unparsable,
   wrong delimiter or encoding, missing column, no rows) fail the ``raw_data`` step with a
-  ``SourceError``; problems with the content fail the blocking (ERROR) checks of ``raw_data``,
-  so ``validated_data`` never runs;
+  ``SourceError``; problems with the content fail the blocking (ERROR) checks that ``raw_data``
+  evaluates before storing anything, so the step fails and ``validated_data`` never runs;
 * the message names the file, and the column and rows where there are some;
-* nothing downstream materialises;
-* the day's previous ``validated_data`` is still the latest version and still loads, and the
-  champion alias in MLflow has not moved.
+* nothing materialises, not even ``raw_data``;
+* the day's previous ``raw_data`` and ``validated_data`` are still the latest versions and
+  still load, and the champion alias in MLflow has not moved.
 
 The good file is restored after each case, so the cases do not depend on each other's order.
 """
@@ -59,8 +59,8 @@ RAW_CHECKS = {
     "categories",
     "unique_ids",
     "row_count",
+    "label_balance",
     "unseen_categories",
-    "distribution",
 }
 
 
@@ -94,6 +94,7 @@ def lifecycle(tmp_path_factory) -> Iterator[Lifecycle]:
         "MLPLATFORM_HOME": str(root / "state"),
         "MLPLATFORM_DATASET": str(spec),
         "MLPLATFORM_DATA_PATH": "",
+        "MLPLATFORM_STORAGE": "",
         "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
         "MLFLOW_ARTIFACT_ROOT": str(root / "artifacts"),
         "MLPLATFORM_MIN_AUC": "0.80",
@@ -145,8 +146,8 @@ def _latest_validated(instance: dg.DagsterInstance, day: str) -> dg.EventLogReco
     return records[0]
 
 
-def _stored_validated(instance: dg.DagsterInstance, day: str) -> pd.DataFrame:
-    path = Path(instance.storage_directory()) / "validated_data" / f"{day}.pkl"
+def _stored(instance: dg.DagsterInstance, asset: str, day: str) -> pd.DataFrame:
+    path = Path(instance.storage_directory()) / "synthetic_churn" / asset / f"{day}.pkl"
     with path.open("rb") as file:
         return pickle.load(file)
 
@@ -168,6 +169,7 @@ def _run_bad_day(lifecycle: Lifecycle, path: Path, case: Case):
     """Writes the bad file, re-runs the day, and checks what must hold whatever the failure."""
     instance = lifecycle.instance
     good_record = _latest_validated(instance, BAD_DAY)
+    good_raw = _stored(instance, "raw_data", BAD_DAY)
     before = _counts(instance)
     case.write(good_frame(BAD_DAY), path)
 
@@ -175,14 +177,14 @@ def _run_bad_day(lifecycle: Lifecycle, path: Path, case: Case):
 
     assert not run.success
     assert "validated_data" not in _started_steps(run)
-    # Nothing downstream of raw_data materialised, in this run or since.
-    materialised = {e.asset_key.to_user_string() for e in run.get_asset_materialization_events()}
-    assert materialised <= {"raw_data"}
+    # Nothing materialised, in this run or since; the day's good raw rows are still stored.
+    assert not run.get_asset_materialization_events()
     assert _counts(instance) == before
+    pd.testing.assert_frame_equal(_stored(instance, "raw_data", BAD_DAY), good_raw)
     # The day's good validated version is still the latest, and still loads.
     latest = _latest_validated(instance, BAD_DAY)
     assert latest.storage_id == good_record.storage_id and latest.run_id != run.run_id
-    stored = _stored_validated(instance, BAD_DAY)
+    stored = _stored(instance, "validated_data", BAD_DAY)
     assert isinstance(stored, pd.DataFrame) and len(stored) == ROWS
     metadata = latest.asset_materialization.metadata
     assert frame_digest(stored) == metadata["data_version"].value
@@ -213,11 +215,12 @@ def test_bad_content_fails_a_blocking_raw_data_check_naming_file_column_and_rows
 ):
     run = _run_bad_day(lifecycle, bad_delivery, case)
 
-    # raw_data stores the delivery as it came; its blocking checks stop validated_data.
-    assert [e.step_key for e in run.all_events if e.is_step_failure] == ["raw_data_expectations"]
-    assert {e.asset_key.to_user_string() for e in run.get_asset_materialization_events()} == {
-        "raw_data"
-    }
+    # raw_data evaluates its checks before storing: a hard failure fails the step itself.
+    failures = [e for e in run.all_events if e.is_step_failure]
+    assert [e.step_key for e in failures] == ["raw_data"]
+    error = failures[0].step_failure_data.error
+    assert "DataChecksFailed" in (error.cause or error).cls_name + error.cls_name
+    assert f"check {case.check} failed: {bad_delivery}" in error.message
     evaluations = {e.check_name: e for e in run.get_asset_check_evaluations()}
     assert set(evaluations) == RAW_CHECKS
     failed = evaluations[case.check]
@@ -229,7 +232,7 @@ def test_bad_content_fails_a_blocking_raw_data_check_naming_file_column_and_rows
     for fragment in case.says:
         assert fragment in description, description
     assert failed.metadata["source"].value == f"{bad_delivery} [partition {BAD_DAY}]"
-    assert failed.metadata["failed_rules"].value >= 1
+    assert failed.metadata["problems"].value >= 1
 
 
 def test_a_clean_day_passes_every_check_and_materialises_validated_data(lifecycle):
@@ -241,10 +244,10 @@ def test_a_clean_day_passes_every_check_and_materialises_validated_data(lifecycl
 
     assert run.success
     evaluations = run.get_asset_check_evaluations()
-    assert {e.check_name for e in evaluations} == RAW_CHECKS | {"label_balance"}
+    assert {e.check_name for e in evaluations} == RAW_CHECKS | {"distribution"}
     assert all(e.passed for e in evaluations), [e.description for e in evaluations if not e.passed]
     assert materialized_count(instance, "validated_data", CLEAN_DAY) == before + 1
     latest = _latest_validated(instance, CLEAN_DAY)
     assert latest.run_id == run.run_id
     assert latest.asset_materialization.metadata["dagster/row_count"].value == ROWS
-    assert len(_stored_validated(instance, CLEAN_DAY)) == ROWS
+    assert len(_stored(instance, "validated_data", CLEAN_DAY)) == ROWS

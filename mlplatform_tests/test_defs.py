@@ -63,10 +63,10 @@ BLOCKING_CHECKS = [
     "raw_data:categories",
     "raw_data:unique_ids",
     "raw_data:row_count",
-    "validated_data:label_balance",
+    "raw_data:label_balance",
     "evaluation:challenger_auc_above_threshold",
 ]
-WARNING_CHECKS = ["raw_data:unseen_categories", "raw_data:distribution"]
+WARNING_CHECKS = ["raw_data:unseen_categories", "validated_data:distribution"]
 
 
 def test_hard_data_and_model_checks_are_blocking_and_soft_ones_are_not(graph):

@@ -112,6 +112,8 @@ def test_cli_backfill_through_the_daemon_then_training_and_a_champion_that_score
             "mlplatform.definitions",
             "--select",
             "features*",
+            "--config-json",
+            '{"ops": {"features": {"config": {"max_staleness_days": null}}}}',
         ],
         subprocess_env,
         platform.root,

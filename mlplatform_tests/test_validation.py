@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from datetime import date
 
 import numpy as np
@@ -15,6 +16,7 @@ from mlplatform.datasets.synthetic import generate_batch
 from mlplatform.datasets.validation import (
     SAMPLE_SIZE,
     DataValidationError,
+    coerce_frame,
     enforce_spec,
     validate_frame,
 )
@@ -209,11 +211,37 @@ def test_too_few_rows_is_reported(clean, spec):
     assert "499 rows, fewer than the minimum 500" in str(info.value)
 
 
-def test_reported_rows_are_positions_not_index_labels(clean, spec):
+def test_reported_rows_are_the_frames_index_labels(clean, spec):
+    # A loaded frame's index is each row's data-row number in its source (see loading.py), so
+    # the labels, not the positions, are the rows a reader finds in the file.
     clean.index = clean.index * 10 + 1000
     clean.iloc[3, clean.columns.get_loc("tenure_months")] = -5
-    with pytest.raises(DataValidationError, match=r"at rows \(0-based\) \[3\] \(values \['-5'\]\)"):
+    with pytest.raises(
+        DataValidationError, match=r"at rows \(0-based\) \[1030\] \(values \['-5'\]\)"
+    ):
         enforce_spec(clean, spec, SOURCE)
+
+
+def test_type_errors_report_index_labels_and_the_typed_frame_keeps_the_index(clean, spec):
+    clean.index = clean.index + 500
+    clean["support_tickets"] = clean["support_tickets"].astype(object)
+    clean.iloc[7, clean.columns.get_loc("support_tickets")] = "many"
+    typed, violations = coerce_frame(clean, spec)
+    assert [(v.column, v.rule, v.rows, v.values) for v in violations] == [
+        ("support_tickets", "type", (507,), ("many",))
+    ]
+    assert typed.index.equals(clean.index)
+    _, report = validate_frame(clean, spec, SOURCE)
+    assert [(v.rule, v.rows) for v in report.errors] == [("type", (507,))]
+
+
+def test_a_frame_with_repeated_index_labels_is_still_validated(clean, spec):
+    # Frames stacked without ignore_index repeat labels; validation must not fail to align.
+    clean.index = clean.index % 100
+    clean.iloc[250, clean.columns.get_loc("last_login_hour")] = 30
+    typed, report = validate_frame(clean, spec, SOURCE)
+    assert [(v.rule, v.rows) for v in report.errors] == [("range", (50,))]
+    assert len(typed) == ROWS
 
 
 @given(positions=st.sets(st.integers(0, ROWS - 1), min_size=1, max_size=30))
@@ -253,6 +281,53 @@ def test_huge_number_in_integer_column_is_reported_not_crashing(clean, spec):
     clean.loc[3, "tenure_months"] = "1e30"
     with pytest.raises(DataValidationError, match="tenure_months"):
         enforce_spec(clean, spec, SOURCE)
+
+
+BOOL_SPEC = parse_spec(
+    {
+        "name": "flags",
+        "source": {"kind": "csv"},
+        "id_column": "id",
+        "label_column": "y",
+        "min_rows": 1,
+        "columns": {
+            "id": {"type": "string"},
+            "y": {"type": "boolean"},
+            "flag": {"type": "boolean", "nullable": True},
+        },
+    }
+)
+
+
+def test_a_zero_one_column_with_a_blank_reads_as_booleans():
+    # pandas reads a 0/1 column with a blank as float: 1.0, 0.0 and NaN.
+    frame = pd.read_csv(io.StringIO("id,y,flag\na,1,1\nb,0,0\nc,1,\n"))
+    assert frame["flag"].dtype == "float64"
+    typed, report = enforce_spec(frame, BOOL_SPEC, SOURCE)
+    assert report.ok
+    assert typed["flag"].tolist() == [True, False, pd.NA]
+    assert typed["y"].tolist() == [True, False, True]
+
+
+def test_numbers_and_text_mixed_in_a_boolean_column_convert():
+    frame = pd.DataFrame(
+        {"id": list("abcdef"), "y": [1, 0, 1, 0, 1, 0], "flag": [1, 0.0, "yes", True, None, "0"]}
+    )
+    typed, report = enforce_spec(frame, BOOL_SPEC, SOURCE)
+    assert report.ok
+    assert typed["flag"].tolist() == [True, False, True, True, pd.NA, False]
+
+
+@pytest.mark.parametrize(
+    ("values", "rows", "shown"),
+    [([1.0, 2.0, 0.5, None], (1, 2), ("2.0", "0.5")), ([1, 0, -1, 3], (2, 3), ("-1", "3"))],
+)
+def test_numbers_other_than_zero_and_one_are_not_booleans(values, rows, shown):
+    frame = pd.DataFrame({"id": list("abcd"), "y": [True] * 4, "flag": values})
+    _, report = validate_frame(frame, BOOL_SPEC, SOURCE)
+    assert [(v.column, v.rule, v.rows, v.values) for v in report.errors] == [
+        ("flag", "type", rows, shown)
+    ]
 
 
 # --- frame_digest --------------------------------------------------------------------------------

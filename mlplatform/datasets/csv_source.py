@@ -86,7 +86,11 @@ def _parser_problem(exc: pd.errors.ParserError, head: bytes) -> str:
 
 
 def read_source_csv(
-    path: str | Path, required: Sequence[str], *, text: bool = False
+    path: str | Path,
+    required: Sequence[str],
+    *,
+    text: bool = False,
+    text_columns: Sequence[str] = (),
 ) -> pd.DataFrame:
     """Reads a source CSV, turning every way it can be broken into a SourceError naming the file.
 
@@ -95,9 +99,13 @@ def read_source_csv(
         required: Columns the file must have (named as in the file's header).
         text: Read every value as a string, blanks kept as ``""`` (for loaders that map values
             themselves); otherwise pandas infers types so that validation sees real types.
+        text_columns: Columns read as strings, not guessed, when ``text`` is off: ids such as
+            ``00123`` and ``123`` stay distinct and dates stay as written until validation
+            parses them. Blank values are still missing; names absent from the file are ignored.
 
     Returns:
-        The file's rows, at least one.
+        The file's rows, at least one, with a RangeIndex: each row's 0-based data-row number
+        (header excluded).
 
     Raises:
         SourceError: The file is missing, empty, binary, not UTF-8, malformed, uses another
@@ -118,7 +126,11 @@ def read_source_csv(
         problem = _binary_problem(head)
         if problem:
             raise SourceError(f"{path}: {problem}")
-    options = {"dtype": str, "keep_default_na": False} if text else {}
+    if text:
+        options = {"dtype": str, "keep_default_na": False}
+    else:
+        # pandas ignores dtype entries for columns the file lacks; missing required ones fail below.
+        options = {"dtype": dict.fromkeys(text_columns, str)} if text_columns else {}
     try:
         frame = pd.read_csv(path, **options)
     except UnicodeDecodeError as exc:

@@ -12,18 +12,17 @@ from typing import Any
 
 from mlplatform.datasets.spec import DatasetSpec
 
-# Check groups on raw_data; hard rules block everything downstream.
+# Check groups; hard rules block everything downstream.
 SCHEMA = "schema"
 COMPLETENESS = "completeness"
 RANGES = "ranges"
 CATEGORIES = "categories"
 UNIQUE_IDS = "unique_ids"
 ROW_COUNT = "row_count"
+LABEL_BALANCE = "label_balance"
 # Soft groups: reported as warnings.
 UNSEEN_CATEGORIES = "unseen_categories"
 DISTRIBUTION = "distribution"
-# On validated_data: the label balance a model needs.
-LABEL_BALANCE = "label_balance"
 
 GROUP_DESCRIPTIONS = {
     SCHEMA: "Every spec column is present and its values parse as the declared type.",
@@ -38,6 +37,8 @@ GROUP_DESCRIPTIONS = {
     LABEL_BALANCE: "The positive-label share lies in its expected range.",
 }
 HARD_GROUPS = (SCHEMA, COMPLETENESS, RANGES, CATEGORIES, UNIQUE_IDS, ROW_COUNT, LABEL_BALANCE)
+# Evaluated inside raw_data, before anything is stored: a day that breaks a hard rule is never
+# stored, so the last good version stays the one every reader sees.
 RAW_GROUPS = (
     SCHEMA,
     COMPLETENESS,
@@ -45,10 +46,10 @@ RAW_GROUPS = (
     CATEGORIES,
     UNIQUE_IDS,
     ROW_COUNT,
+    LABEL_BALANCE,
     UNSEEN_CATEGORIES,
-    DISTRIBUTION,
 )
-VALIDATED_GROUPS = (LABEL_BALANCE,)
+VALIDATED_GROUPS = (DISTRIBUTION,)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,17 @@ File-backed sources (kinds ``csv`` and ``telco_csv``) come in three shapes, told
 * a single file without a time column (the Telco sample is one): a full snapshot delivered daily,
   so every partition reads the whole file. Re-running an old partition reads the file as it is
   now, so backfills of a snapshot source are not reproducible.
+
+Row numbers: the index of a loaded raw frame is each row's 0-based data-row number in its source
+(header excluded). Whole files and synthetic batches have a RangeIndex; a day taken out of a
+multi-day file keeps the rows' positions in that file (day 2 of a file of 20 rows a day is rows
+20 to 39), so validation reports rows a reader can find in the file. ``load_dataset`` on a
+``{date}`` template stacks the files oldest first and numbers the stacked rows from 0.
+
+Column types of plain ``csv`` files: the spec's ``string``, ``category`` and ``date`` columns and
+its id column are read as text, not guessed by pandas, so ids such as ``00123`` and ``123`` stay
+distinct and content hashes do not depend on guessing; numeric and boolean columns keep pandas
+inference, and validation reports what does not convert.
 """
 
 from __future__ import annotations
@@ -72,10 +83,19 @@ def _synthetic_size(spec: DatasetSpec) -> tuple[int, int]:
     return int(spec.source.get("rows_per_day", 200)), int(spec.source.get("seed", 42))
 
 
+_TEXT_TYPES = ("string", "category", "date")
+
+
+def _text_columns(spec: DatasetSpec) -> list[str]:
+    """Columns read as text: guessing would turn ``00123`` into 123 or a date into a number."""
+    names = [name for name, column in spec.columns.items() if column.type in _TEXT_TYPES]
+    return names if spec.id_column in names else [spec.id_column, *names]
+
+
 def _read_file(spec: DatasetSpec, path: Path) -> pd.DataFrame:
     if spec.source["kind"] == "telco_csv":
         return load_telco_csv(path)
-    return read_source_csv(path, spec.required_columns)
+    return read_source_csv(path, spec.required_columns, text_columns=_text_columns(spec))
 
 
 def _is_template(path: Path) -> bool:
@@ -139,7 +159,8 @@ def _rows_on_day(frame: pd.DataFrame, column: str, day: date, path: Path) -> pd.
             f"{path}: column '{column}' has {len(bad)} value(s) that are not dates, so their day "
             f"partition is unknown; rows (0-based, header excluded) {shown}"
         )
-    selected = frame[(days == day).to_numpy()].reset_index(drop=True)
+    # No reset_index: the index stays each row's data-row number in the file (module docstring).
+    selected = frame[(days == day).to_numpy()]
     if selected.empty:
         covered = sorted(set(days))
         raise SourceError(
@@ -193,7 +214,8 @@ def load_partition(
         day: The partition's day.
 
     Returns:
-        A tuple ``(frame, source_description)``; the frame has at least one row.
+        A tuple ``(frame, source_description)``; the frame has at least one row and its index
+        holds the rows' data-row numbers in the source (module docstring).
 
     Raises:
         SpecError: Unknown source kind, or no source path.

@@ -3,11 +3,18 @@
 Invalid rows never pass silently: hard violations raise ``DataValidationError`` with the source,
 column, rule, row numbers and offending values; soft findings (unseen categories in a column whose
 domain is not strict) are returned as warnings.
+
+Row numbers: the index of a loaded raw frame is each row's 0-based data-row number in its source
+(header excluded; see ``loading``), so every row reported here is an index label, not a position,
+and a value at file data row 1003 is reported as row 1003 even when the frame holds only that
+row's day. The typed frames returned keep the input's index. A frame whose index is not integer
+falls back to 0-based positions.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from numbers import Real
 
 import numpy as np
 import pandas as pd
@@ -27,7 +34,8 @@ class Violation:
         column: Column concerned ("<table>" for table-level rules).
         rule: Short rule name, e.g. "not_null", "range", "domain", "unique", "type".
         count: Number of offending rows.
-        rows: Sample of offending row positions (0-based, in source order).
+        rows: Sample of offending rows: the frame's index labels, i.e. 0-based data-row
+            numbers in the source (see the module docstring), in frame order.
         values: Sample of offending values.
         detail: Human-readable explanation.
     """
@@ -82,21 +90,40 @@ class DataValidationError(ValueError):
 def _violation(column: str, rule: str, mask: pd.Series, values: pd.Series, detail: str):
     positions = np.flatnonzero(mask.to_numpy())
     sample = positions[:SAMPLE_SIZE]
+    labels = mask.index
+    # The index holds source row numbers (module docstring); any other index says nothing a
+    # reader can find in the file, so positions are the better guess there.
+    rows = labels[sample] if pd.api.types.is_integer_dtype(labels) else sample
     return Violation(
         column=column,
         rule=rule,
         count=int(len(positions)),
-        rows=tuple(int(p) for p in sample),
+        rows=tuple(int(r) for r in rows),
         values=tuple(str(values.iloc[p]) for p in sample),
         detail=detail,
     )
 
 
+def _is_number(value: object) -> bool:
+    return isinstance(value, Real) and not isinstance(value, (bool, np.bool_))
+
+
 def _coerce_bool(raw: pd.Series) -> tuple[pd.Series, pd.Series]:
-    text = raw.astype(str).str.strip().str.lower()
-    parsed = pd.Series(pd.NA, index=raw.index, dtype="boolean")
-    parsed[text.isin(_TRUE)] = True
-    parsed[text.isin(_FALSE)] = False
+    # pandas reads a 0/1 column with a blank as float (1.0, 0.0, NaN), whose text "1.0" is no
+    # boolean word; numbers are therefore compared as numbers: 1 and 0 only, nothing else.
+    if pd.api.types.is_numeric_dtype(raw.dtype):
+        number = np.ones(len(raw), dtype=bool)
+    else:
+        number = np.fromiter((_is_number(v) for v in raw), dtype=bool, count=len(raw))
+    numeric = pd.to_numeric(raw.where(number), errors="coerce")
+    numeric = numeric.to_numpy(dtype="float64", na_value=np.nan)
+    text = raw.astype(str).str.strip().str.lower().to_numpy()
+    true = np.where(number, numeric == 1, np.isin(text, list(_TRUE)))
+    false = np.where(number, numeric == 0, np.isin(text, list(_FALSE)))
+    parsed = pd.array(np.full(len(raw), pd.NA), dtype="boolean")
+    parsed[true] = True
+    parsed[false] = False
+    parsed = pd.Series(parsed, index=raw.index)
     bad = raw.notna() & parsed.isna()
     return parsed, bad
 
@@ -130,14 +157,13 @@ def coerce_frame(frame: pd.DataFrame, spec: DatasetSpec) -> tuple[pd.DataFrame, 
     reported, with its row and value, as a ``type`` violation.
 
     Args:
-        frame: Rows as loaded, in source order (the index is ignored).
+        frame: Rows as loaded; the index holds their source row numbers (module docstring).
         spec: The data-set spec.
 
     Returns:
-        A tuple ``(typed_frame, type_violations)``; columns absent from ``frame`` are absent
-        from ``typed_frame`` too.
+        A tuple ``(typed_frame, type_violations)``; ``typed_frame`` has ``frame``'s index, and
+        columns absent from ``frame`` are absent from it too.
     """
-    frame = frame.reset_index(drop=True)
     typed, violations = {}, []
     for name, column in spec.columns.items():
         if name not in frame.columns:
@@ -151,22 +177,25 @@ def coerce_frame(frame: pd.DataFrame, spec: DatasetSpec) -> tuple[pd.DataFrame, 
             violations.append(
                 _violation(name, "type", bad_type, raw, f"values are not of type {column.type}")
             )
-    return pd.DataFrame(typed, index=frame.index), violations
+    # Built from arrays, not Series: aligning on a repeated index label would fail or duplicate.
+    columns = {name: series.array for name, series in typed.items()}
+    return pd.DataFrame(columns, index=frame.index), violations
 
 
 def validate_frame(frame: pd.DataFrame, spec: DatasetSpec, source: str):
     """Checks a frame against the spec and converts columns to their declared types.
 
     Args:
-        frame: Rows as loaded from the source, in source order.
+        frame: Rows as loaded from the source; the index holds their source row numbers, which
+            the report names (module docstring).
         spec: The data-set spec.
         source: File or generator the rows came from (named in every message).
 
     Returns:
-        A tuple ``(typed_frame, report)``; ``typed_frame`` holds only the spec's columns.
+        A tuple ``(typed_frame, report)``; ``typed_frame`` holds only the spec's columns and
+        keeps ``frame``'s index.
     """
     report = ValidationReport(source=source, rows=len(frame))
-    frame = frame.reset_index(drop=True)
     missing = [name for name in spec.columns if name not in frame.columns]
     if missing:
         report.errors.append(
@@ -230,12 +259,13 @@ def enforce_spec(frame: pd.DataFrame, spec: DatasetSpec, source: str):
     """Validates and types a frame, raising when any hard rule is broken.
 
     Args:
-        frame: Rows as loaded.
+        frame: Rows as loaded; the index holds their source row numbers (module docstring).
         spec: The data-set spec.
         source: Where the rows came from.
 
     Returns:
-        A tuple ``(typed_frame, report)``; the report carries the warnings.
+        A tuple ``(typed_frame, report)``; ``typed_frame`` keeps ``frame``'s index and the
+        report carries the warnings.
 
     Raises:
         DataValidationError: One or more hard rules are broken; nothing is returned.

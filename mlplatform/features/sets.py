@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
@@ -23,6 +23,7 @@ class FeatureSet:
         engineered_train: The engineered features the model pipeline computes for ``train``.
         window: The training window the rows came from, e.g. "2026-01-01..2026-01-30 (...)".
         holdout_path: Where the holdout snapshot is stored.
+        window_versions: Data version of each validated day in the window.
     """
 
     dataset: str
@@ -33,6 +34,7 @@ class FeatureSet:
     engineered_train: pd.DataFrame
     window: str = ""
     holdout_path: str = ""
+    window_versions: dict[str, str] = field(default_factory=dict)
 
 
 def spec_feature_engineer(spec: DatasetSpec, passthrough: bool = False) -> FeatureEngineer:

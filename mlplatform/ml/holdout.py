@@ -8,8 +8,11 @@ ids are not in it, so no model ever trains on a holdout row. Replacing it is an 
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +25,7 @@ from mlplatform.datasets.versioning import frame_digest
 HOLDOUT_FILE = "holdout.parquet"
 META_FILE = "holdout.json"
 HISTORY_FILE = "history.jsonl"
+LOCK_FILE = ".lock"
 
 
 @dataclass(frozen=True)
@@ -61,28 +65,61 @@ def in_holdout(ids: pd.Series, fraction: float, salt: str = "mlplatform-holdout"
     return np.asarray(buckets) < fraction
 
 
+class HoldoutError(ValueError):
+    """The frozen holdout no longer fits the data set; the message says how to replace it."""
+
+
 def load_or_create_holdout(
-    store_dir: Path, frame: pd.DataFrame, id_column: str, fraction: float
+    store_dir: Path,
+    frame: pd.DataFrame,
+    id_column: str,
+    fraction: float,
+    required_columns: Sequence[str] = (),
 ) -> Holdout:
     """Returns the data set's frozen holdout, creating it from ``frame`` on first use.
+
+    Creation holds a lock on the store, so two runs starting together freeze one holdout.
 
     Args:
         store_dir: Directory of this data set's holdout snapshot.
         frame: Validated rows to draw from when no snapshot exists yet.
         id_column: Identifier column.
         fraction: Share of rows to hold out when creating.
+        required_columns: Columns the snapshot must have (the current spec's).
 
     Returns:
         The holdout snapshot.
+
+    Raises:
+        HoldoutError: The stored snapshot lacks required columns (the spec changed).
     """
-    path = store_dir / HOLDOUT_FILE
-    if path.exists():
-        snapshot = pd.read_parquet(path)
-        return Holdout(snapshot, frame_digest(snapshot), path, created=False)
     store_dir.mkdir(parents=True, exist_ok=True)
+    with (store_dir / LOCK_FILE).open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        holdout = _load(store_dir) or _create(store_dir, frame, id_column, fraction)
+    missing = [c for c in required_columns if c not in holdout.frame.columns]
+    if missing:
+        raise HoldoutError(
+            f"the frozen holdout {holdout.version} at {holdout.path} lacks column(s) "
+            f"{', '.join(missing)} of the current spec; models are only comparable on one "
+            "holdout, so replacing it is deliberate: mlplatform reset-holdout --reason '...'"
+        )
+    return holdout
+
+
+def _load(store_dir: Path) -> Holdout | None:
+    path = store_dir / HOLDOUT_FILE
+    if not path.exists():
+        return None
+    snapshot = pd.read_parquet(path)
+    return Holdout(snapshot, frame_digest(snapshot), path, created=False)
+
+
+def _create(store_dir: Path, frame: pd.DataFrame, id_column: str, fraction: float) -> Holdout:
+    path = store_dir / HOLDOUT_FILE
     selected = frame.loc[in_holdout(frame[id_column], fraction)].reset_index(drop=True)
     # Write then rename so a crash never leaves a half-written holdout behind.
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     selected.to_parquet(tmp, index=False)
     tmp.replace(path)
     # Hash what readers will see (the parquet round trip may change dtypes), so the version
@@ -140,17 +177,19 @@ def reset_holdout(store_dir: Path, by: str, reason: str) -> str | None:
     path = store_dir / HOLDOUT_FILE
     if not path.exists():
         return None
-    retired = frame_digest(pd.read_parquet(path))
-    for name in (HOLDOUT_FILE, META_FILE):
-        (store_dir / name).unlink(missing_ok=True)
-    _record(
-        store_dir,
-        {
-            "action": "reset",
-            "retired_version": retired,
-            "by": by,
-            "reason": reason,
-            "at": datetime.now(UTC).isoformat(),
-        },
-    )
+    with (store_dir / LOCK_FILE).open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        retired = frame_digest(pd.read_parquet(path))
+        for name in (HOLDOUT_FILE, META_FILE):
+            (store_dir / name).unlink(missing_ok=True)
+        _record(
+            store_dir,
+            {
+                "action": "reset",
+                "retired_version": retired,
+                "by": by,
+                "reason": reason,
+                "at": datetime.now(UTC).isoformat(),
+            },
+        )
     return retired

@@ -37,3 +37,19 @@ def log_dataset(
             frame, source=source, name=name, digest=digest, targets=targets
         )
         mlflow.log_input(dataset, context=context)
+
+
+def log_training_window(window: str, day_versions: dict[str, str], holdout_path: str) -> None:
+    """Logs the days a model was trained on with their data versions, and the holdout itself.
+
+    The day versions tie the MLflow run to the Dagster validated_data partitions; the holdout
+    parquet travels with the run, so the model can be judged again after the holdout is reset.
+
+    Args:
+        window: Description of the training window.
+        day_versions: Data version of each validated day in the window.
+        holdout_path: The frozen holdout snapshot (parquet).
+    """
+    mlflow.log_dict({"window": window, "days": day_versions}, "lineage/training_window.json")
+    if holdout_path:
+        mlflow.log_artifact(holdout_path, artifact_path="lineage")

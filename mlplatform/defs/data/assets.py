@@ -1,8 +1,10 @@
 import dagster as dg
 import pandas as pd
 
+from mlplatform.datasets.expectations import RAW_GROUPS
 from mlplatform.datasets.validation import enforce_spec
 from mlplatform.datasets.versioning import frame_digest
+from mlplatform.defs.data.checks import check_specs, evaluate_groups
 from mlplatform.defs.data.partitions import daily_partitions
 from mlplatform.defs.data.resources import DatasetResource
 
@@ -11,14 +13,39 @@ def _preview(frame: pd.DataFrame, rows: int = 5) -> dg.MetadataValue:
     return dg.MetadataValue.md(frame.head(rows).to_markdown(index=False))
 
 
-@dg.asset(group_name="data", kinds={"pandas"}, code_version="2", partitions_def=daily_partitions)
-def raw_data(context: dg.AssetExecutionContext, dataset: DatasetResource) -> dg.Output:
-    """One day of rows of the configured data set, exactly as its source delivers them."""
-    # Raises SourceError naming the file and partition: a missing, empty or unreadable
-    # delivery fails here and nothing downstream runs.
+class DataChecksFailed(dg.Failure):
+    """A day broke hard data rules; it was not stored, and the last good version stays."""
+
+
+@dg.asset(
+    group_name="data",
+    kinds={"pandas", "great_expectations"},
+    code_version="3",
+    partitions_def=daily_partitions,
+    check_specs=check_specs("raw_data", RAW_GROUPS),
+)
+def raw_data(context: dg.AssetExecutionContext, dataset: DatasetResource):
+    """One day of rows as the source delivered them, stored only when the hard checks pass."""
+    # Raises SourceError naming the file and day: a missing, empty or unreadable delivery
+    # fails here and nothing downstream runs.
     frame, source = dataset.load_partition(context.partition_key)
+    checked = evaluate_groups(
+        frame, "raw_data", RAW_GROUPS, dataset, context.partition_key, context.run.run_id
+    )
+    yield from checked.results
+    if checked.hard_failures:
+        # Raising before the output is stored keeps the day's previous good version in place.
+        raise DataChecksFailed(
+            description="\n".join(
+                f"check {r.check_name} failed: {r.description}" for r in checked.hard_failures
+            ),
+            metadata={
+                "source": source,
+                "failed_checks": [r.check_name for r in checked.hard_failures],
+            },
+        )
     version = frame_digest(frame)
-    return dg.Output(
+    yield dg.Output(
         frame,
         data_version=dg.DataVersion(version),
         metadata={
@@ -32,14 +59,14 @@ def raw_data(context: dg.AssetExecutionContext, dataset: DatasetResource) -> dg.
     )
 
 
-@dg.asset(group_name="data", kinds={"pandas"}, code_version="2", partitions_def=daily_partitions)
+@dg.asset(group_name="data", kinds={"pandas"}, code_version="3", partitions_def=daily_partitions)
 def validated_data(
     context: dg.AssetExecutionContext, raw_data: pd.DataFrame, dataset: DatasetResource
 ) -> dg.Output:
     """One day of rows that passed the data checks, converted to the spec's types."""
     spec = dataset.spec()
-    # The blocking checks on raw_data stop bad days before this runs; enforcing the spec again
-    # keeps the guarantee even when someone materialises this asset without its checks.
+    # raw_data only stores days that passed its hard checks; enforcing the spec again guards
+    # against a spec edited since that day was stored.
     typed, report = enforce_spec(raw_data, spec, dataset.source_description(context.partition_key))
     version = frame_digest(typed)
     label_rate = float(typed[spec.label_column].mean())

@@ -1,10 +1,12 @@
 import pickle
+import uuid
 from typing import Any
 
 import dagster as dg
 from pydantic import Field
 from upath import UPath
 
+from mlplatform.datasets.spec import load_spec
 from mlplatform.datasets.window import StoredPartitions
 
 
@@ -19,7 +21,8 @@ class _PartitionAwarePickleIOManager(dg.UPathIOManager):
     extension = ".pkl"
 
     def dump_to_path(self, context: dg.OutputContext, obj: Any, path: UPath) -> None:
-        tmp = path.with_name(path.name + ".tmp")
+        # A name of its own per writer: two runs of the same day never share a temporary file.
+        tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex}.tmp")
         with tmp.open("wb") as file:
             pickle.dump(obj, file, pickle.HIGHEST_PROTOCOL)
         # Rename into place: a crash mid-write never leaves a half-written partition.
@@ -41,15 +44,30 @@ class _PartitionAwarePickleIOManager(dg.UPathIOManager):
 
 
 class PartitionAwareIOManager(dg.ConfigurableIOManagerFactory):
-    """Filesystem storage of asset values; defaults to the Dagster instance's storage directory."""
+    """Asset values under ``<base_dir>/<data set>/<asset>/<partition>.pkl``.
 
-    base_dir: str = Field(default="", description="Storage directory; empty = instance storage.")
+    Each data set has its own directory, so switching ``MLPLATFORM_DATASET`` never feeds one
+    data set's days to another's training. ``base_dir`` may be any fsspec URL (a shared volume
+    or an object store) so that every run pod of a Kubernetes deployment sees the same days.
+    """
+
+    dataset: str = Field(description="Data-set spec name or path (names the directory).")
+    base_dir: str = Field(
+        default="", description="Storage root (path or fsspec URL); empty = instance storage."
+    )
 
     def create_io_manager(self, context: dg.InitResourceContext) -> _PartitionAwarePickleIOManager:
         base = self.base_dir or context.instance.storage_directory()
-        return _PartitionAwarePickleIOManager(base_path=UPath(base))
+        return _PartitionAwarePickleIOManager(base_path=UPath(base) / load_spec(self.dataset).name)
 
 
 @dg.definitions
 def resources() -> dg.Definitions:
-    return dg.Definitions(resources={"io_manager": PartitionAwareIOManager()})
+    return dg.Definitions(
+        resources={
+            "io_manager": PartitionAwareIOManager(
+                dataset=dg.EnvVar("MLPLATFORM_DATASET"),
+                base_dir=dg.EnvVar("MLPLATFORM_STORAGE"),
+            )
+        }
+    )

@@ -5,7 +5,7 @@ from pydantic import Field
 from mlplatform.defs.data.resources import DatasetResource
 from mlplatform.defs.training.resources import MLflowResource
 from mlplatform.features.sets import FeatureSet
-from mlplatform.ml.lineage import HOLDOUT, TRAINING, log_dataset
+from mlplatform.ml.lineage import HOLDOUT, TRAINING, log_dataset, log_training_window
 from mlplatform.ml.metrics import auc_with_ci
 from mlplatform.ml.registry import CHALLENGER, RegisteredModel, environment_tags, log_and_register
 from mlplatform.ml.training import TrainingParams, churn_scores, labels, model_input, train_pipeline
@@ -62,7 +62,7 @@ def challenger_model(
             train,
             name=f"{spec.name}-train",
             digest=features.train_version,
-            source=f"{dataset.source_description()} window {features.window}",
+            source=f"{dataset.source_description()}, validated_data days {features.window}",
             context=TRAINING,
             targets=spec.label_column,
         )
@@ -74,6 +74,7 @@ def challenger_model(
             context=HOLDOUT,
             targets=spec.label_column,
         )
+        log_training_window(features.window, features.window_versions, features.holdout_path)
         pipeline = train_pipeline(train, spec, params)
         train_inputs = model_input(train, spec)
         train_auc = auc_with_ci(labels(train, spec), churn_scores(pipeline, train_inputs))
