@@ -5,7 +5,8 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-export DAGSTER_HOME ?= $(CURDIR)/.dagster
+# One embedded Dagster instance per data set: .dagster/<spec name or spec file stem>.
+export DAGSTER_HOME ?= $(CURDIR)/.dagster/$(basename $(notdir $(MLPLATFORM_DATASET)))
 export MLPLATFORM_HOME ?= $(CURDIR)/.mlplatform
 export MLPLATFORM_DATASET ?= synthetic_churn
 export MLPLATFORM_DATA_PATH ?=
@@ -24,10 +25,11 @@ $(BIN)/.installed: pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	@touch $@
 
-install: $(BIN)/.installed | $(DAGSTER_HOME) ## create .venv and install pinned dependencies
+install: $(BIN)/.installed $(DAGSTER_HOME)/dagster.yaml ## create .venv, install pinned dependencies
 
-$(DAGSTER_HOME):
-	mkdir -p $@
+# The embedded instance: SQLite storage, a run queue the daemon of `make dev` drains.
+$(DAGSTER_HOME)/dagster.yaml: | $(BIN)/.installed
+	$(BIN)/python -c 'import pathlib; from mlplatform.lifecycle import ensure_dagster_home; ensure_dagster_home(pathlib.Path("$(DAGSTER_HOME)"))'
 
 demo: install ## run raw_data -> deployed_model twice on the embedded default and score rows
 	$(BIN)/mlplatform demo

@@ -17,7 +17,9 @@ def apply_environment(dataset: str | None = None) -> None:
     load_dotenv(PROJECT_ROOT / ".env", override=False)
     if dataset:
         os.environ["MLPLATFORM_DATASET"] = dataset
-    for key, value in embedded_defaults().items():
+    for key, value in embedded_defaults(
+        os.environ.get("MLPLATFORM_DATASET", "synthetic_churn")
+    ).items():
         os.environ.setdefault(key, value)
     ensure_dagster_home(Path(os.environ["DAGSTER_HOME"]))
 
@@ -106,6 +108,8 @@ def partition_keys_between(start: str, end: str) -> list[str]:
             raise ValueError(
                 f"'{day}' is not a daily partition (partitions run {keys[0]}..{keys[-1]})"
             )
+    if start > end:
+        raise ValueError(f"the range {start}..{end} is empty: --from must not be after --to")
     return keys[keys.index(start) : keys.index(end) + 1]
 
 

@@ -24,12 +24,21 @@ def resolve_tracking_uri(uri: str) -> str:
     return uri
 
 
-def embedded_defaults() -> dict[str, str]:
-    """Environment defaults for the embedded single-machine setup (no server to start)."""
+def instance_name(dataset: str) -> str:
+    """The embedded instance directory of a data set: its spec name or spec file stem."""
+    return Path(dataset).stem or "synthetic_churn"
+
+
+def embedded_defaults(dataset: str = "synthetic_churn") -> dict[str, str]:
+    """Environment defaults for the embedded single-machine setup (no server to start).
+
+    Each data set gets its own Dagster instance (``.dagster/<data set>``): run history, the
+    partitions' status and the check results of one data set never mix with another's.
+    """
     return {
-        "DAGSTER_HOME": str(PROJECT_ROOT / ".dagster"),
+        "DAGSTER_HOME": str(PROJECT_ROOT / ".dagster" / instance_name(dataset)),
         "MLPLATFORM_HOME": ".mlplatform",
-        "MLPLATFORM_DATASET": "synthetic_churn",
+        "MLPLATFORM_DATASET": dataset,
         "MLPLATFORM_DATA_PATH": "",
         "MLPLATFORM_STORAGE": "",
         "MLFLOW_TRACKING_URI": "sqlite:///.mlflow/mlflow.db",

@@ -34,7 +34,7 @@ class ColumnSpec:
         strict_domain: When False, unseen categories pass validation (the model maps them to
             "unknown"); when True they fail it.
         max_null_fraction: For nullable columns, the largest tolerated share of missing values
-            (GX ``mostly`` = 1 - this); 1.0 means any amount.
+            (GX ``mostly`` = 1 - this); 0.99 by default, so an all-empty column fails.
         mean_range: Optional (low, high) bounds on the column mean of a batch (a soft check).
     """
 
@@ -179,7 +179,8 @@ def _column(name: str, raw: dict[str, Any], where: str) -> ColumnSpec:
         max=raw.get("max"),
         domain=domain,
         strict_domain=bool(raw.get("strict_domain", True)),
-        max_null_fraction=_fraction(raw.get("max_null_fraction", 1.0), f"{where}.columns.{name}"),
+        # A nullable column that is entirely empty is still a broken delivery.
+        max_null_fraction=_fraction(raw.get("max_null_fraction", 0.99), f"{where}.columns.{name}"),
         mean_range=_bounds(raw.get("mean"), f"{where}.columns.{name}.mean"),
     )
 
