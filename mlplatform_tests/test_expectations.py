@@ -156,6 +156,108 @@ def test_the_tuned_column_mean_still_converts_decimals():
     assert outcome.success
 
 
+def test_gx_frame_converts_only_the_columns_not_yet_in_their_gx_dtype(spec):
+    typed = pd.DataFrame(
+        {
+            "customer_id": pd.Series(["a", "b", "c"], dtype=object),
+            "monthly_spend": [1.5, np.nan, 3.0],
+            "tenure_months": pd.array([1, None, 3], dtype="Int64"),
+            "churned": pd.array([True, None, False], dtype="boolean"),
+            "contract_type": pd.Series(["monthly", None, "annual"], dtype=object),
+            "payment_method": pd.Categorical(["card", "card", None]),
+        }
+    )
+    frame = gx_suite.gx_frame(typed, spec)
+    # Already float64: passed through, not copied.
+    assert np.shares_memory(frame["monthly_spend"].to_numpy(), typed["monthly_spend"].to_numpy())
+    assert frame["tenure_months"].dtype == np.float64
+    assert frame["tenure_months"].tolist()[::2] == [1.0, 3.0]
+    assert np.isnan(frame["tenure_months"][1])
+    assert frame["churned"].dtype == np.float64
+    assert frame["churned"].tolist()[::2] == [1.0, 0.0]
+    assert np.isnan(frame["churned"][1])
+    assert isinstance(frame["contract_type"].dtype, pd.CategoricalDtype)
+    assert frame["contract_type"].isna().tolist() == [False, True, False]
+    assert frame["payment_method"].dtype is typed["payment_method"].dtype
+    assert frame["customer_id"].dtype == object
+    assert frame.index.equals(typed.index)
+
+
+@pytest.fixture
+def fresh_gx_context():
+    """A GX context created inside the test (tuning runs then), and a new one after it."""
+    gx_suite._batch_definition.cache_clear()
+    yield
+    gx_suite._batch_definition.cache_clear()
+
+
+def test_tuning_is_skipped_with_a_warning_on_another_gx_release(monkeypatch, fresh_gx_context):
+    import great_expectations
+    import great_expectations.execution_engine.pandas_execution_engine as engine
+
+    monkeypatch.setattr(great_expectations, "__version__", "1.99.0")
+    monkeypatch.setattr(engine, "HASH_THRESHOLD", 12345)
+    rule = Rule(RANGES, "ExpectColumnValuesToBeBetween", {"column": "x", "min_value": 0})
+    with pytest.warns(RuntimeWarning, match="tuning skipped.*1.99.0") as caught:
+        (outcome,) = gx_suite.run_suite(
+            pd.DataFrame({"x": [1.0, -2.0]}), [rule], "untuned"
+        ).outcomes
+    assert len([w for w in caught if "tuning skipped" in str(w.message)]) == 1
+    assert engine.HASH_THRESHOLD == 12345
+    assert (outcome.success, outcome.unexpected_count, outcome.sample_rows) == (False, 1, (1,))
+
+
+def test_tuning_is_skipped_when_a_patched_name_is_gone(monkeypatch):
+    import great_expectations.execution_engine.pandas_execution_engine as engine
+    import great_expectations.expectations.metrics.column_aggregate_metrics.column_mean as mean
+
+    convert = mean.convert_pandas_series_decimal_to_float_dtype
+    monkeypatch.setattr(mean, "convert_pandas_series_decimal_to_float_dtype", convert.__wrapped__)
+    monkeypatch.delattr(engine, "HASH_THRESHOLD")
+    with pytest.warns(RuntimeWarning, match="HASH_THRESHOLD"):
+        assert gx_suite._tune_great_expectations() is False
+    assert mean.convert_pandas_series_decimal_to_float_dtype is convert.__wrapped__
+
+
+def test_results_are_the_same_with_and_without_the_gx_tuning(monkeypatch):
+    import great_expectations.execution_engine.pandas_execution_engine as engine
+    import great_expectations.expectations.metrics.column_aggregate_metrics.column_mean as mean
+
+    frame = pd.DataFrame(
+        {
+            "id": ["a", "b", "b", None, "c", "d"],
+            "x": [np.nan, 0.5, np.nan, 120.0, 7.25, -1.0],
+            "n": [1.0, 2.0, np.nan, 4.0, 5.0, 6.0],
+            "kind": pd.Categorical(["p", "q", None, "z", "p", "q"]),
+        }
+    )
+    rules = [
+        Rule(UNIQUE_IDS, "ExpectColumnValuesToBeUnique", {"column": "id"}),
+        Rule(COMPLETENESS, "ExpectColumnValuesToNotBeNull", {"column": "x", "mostly": 0.9}),
+        Rule(RANGES, "ExpectColumnValuesToBeBetween", {"column": "x", "min_value": 0}),
+        Rule(
+            CATEGORIES, "ExpectColumnValuesToBeInSet", {"column": "kind", "value_set": ["p", "q"]}
+        ),
+        Rule(DISTRIBUTION, "ExpectColumnMeanToBeBetween", {"column": "n", "min_value": 3.5}),
+        Rule(DISTRIBUTION, "ExpectColumnMeanToBeBetween", {"column": "x", "max_value": 50}),
+    ]
+    tuned = gx_suite.run_suite(frame, rules, "tuned")
+    # GX 1.24 as shipped: the frame is fingerprinted and every mean scans for decimals.
+    monkeypatch.setattr(engine, "HASH_THRESHOLD", float("inf"))
+    convert = mean.convert_pandas_series_decimal_to_float_dtype
+    monkeypatch.setattr(mean, "convert_pandas_series_decimal_to_float_dtype", convert.__wrapped__)
+    untuned = gx_suite.run_suite(frame, rules, "untuned")
+    assert "pandas_data_fingerprint" in untuned.gx_result.meta["batch_markers"]
+    assert "pandas_data_fingerprint" not in tuned.gx_result.meta["batch_markers"]
+    assert untuned.outcomes == tuned.outcomes
+    by_rule = {o.rule.expectation + (o.rule.column or ""): o for o in tuned.outcomes}
+    assert by_rule["ExpectColumnValuesToBeUniqueid"].sample_rows == (1, 2)
+    assert by_rule["ExpectColumnValuesToBeBetweenx"].sample_rows == (5,)
+    assert by_rule["ExpectColumnValuesToBeBetweenx"].sample_values == (-1,)
+    assert by_rule["ExpectColumnValuesToBeInSetkind"].sample_rows == (3,)
+    assert [o.success for o in tuned.outcomes] == [False, False, False, False, True, True]
+
+
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     values=st.lists(
@@ -199,3 +301,14 @@ def test_loading_the_code_location_does_not_import_great_expectations():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "False"
+
+
+def test_an_all_empty_nullable_column_fails_completeness_by_default():
+    telco = load_spec("telco")
+    assert all(c.max_null_fraction <= 0.99 for c in telco.columns.values() if c.nullable)
+    (rule,) = [
+        r for r in suite_rules(telco) if r.column == "total_spend" and r.group == COMPLETENESS
+    ]
+    frame = pd.DataFrame({"total_spend": [np.nan] * 50})
+    (outcome,) = gx_suite.run_suite(frame, [rule], "empty").outcomes
+    assert not outcome.success and outcome.unexpected_count == 50

@@ -5,8 +5,8 @@ runs, never at code-location load.
 
 Validation runs in two passes. The first evaluates every rule with GX's ``BOOLEAN_ONLY``
 result format, the cheapest one: on a clean batch that is all there is to pay. Only rules that
-failed are evaluated again with the ``SUMMARY`` format, which adds the unexpected count and
-percent, a sample of bad values and their row indices, at the cost of extra metrics.
+failed are evaluated again with ``DETAIL_FORMAT``, which adds the unexpected count and percent,
+a sample of bad values and their row indices, at the cost of extra metrics.
 """
 
 from __future__ import annotations
@@ -20,18 +20,24 @@ from typing import Any
 
 import great_expectations as gx
 import great_expectations.expectations as gxe
+import numpy as np
 import pandas as pd
 from great_expectations.data_context.types.base import ProgressBarsConfig
 from great_expectations.render.renderer import ValidationResultsPageRenderer
 from great_expectations.render.view import DefaultJinjaPageView
 
 from mlplatform.datasets.expectations import Rule
+from mlplatform.datasets.gx_tuning import tune_great_expectations as _tune_great_expectations
 from mlplatform.datasets.spec import DatasetSpec
 
 SAMPLE_SIZE = 10
+# BASIC with the first unexpected rows rather than SUMMARY: on pandas, SUMMARY turns the index
+# of *every* unexpected row into a Python list (100,000 ints for 10% of 1M rows) only to keep
+# the first few, and adds two more metrics; the rows' index gives the same sample row numbers.
 DETAIL_FORMAT = {
-    "result_format": "SUMMARY",
+    "result_format": "BASIC",
     "partial_unexpected_count": SAMPLE_SIZE,
+    "include_unexpected_rows": True,
     # The SQL-ish "unexpected index query" is of no use for an in-memory frame.
     "return_unexpected_index_query": False,
 }
@@ -95,39 +101,6 @@ class SuiteOutcome:
         return [o for o in self.outcomes if o.rule.group == group]
 
 
-def _only_scan_object_columns_for_decimals(original):
-    def convert(data: pd.Series, inplace: bool = False):
-        # Only object columns can hold decimal.Decimal; GX scans every value in Python.
-        if data.dtype != object:
-            return None if inplace else data
-        return original(data, inplace=inplace)
-
-    convert.tuned_by_mlplatform = True
-    return convert
-
-
-def _tune_great_expectations() -> None:
-    """Removes two costs GX 1.24's pandas engine pays on every batch that buy us nothing.
-
-    * The md5 fingerprint of the whole frame on every batch load (twice per validation):
-      each batch is already versioned by the platform's own content hash.
-    * A Python-level scan of every value for ``decimal.Decimal`` before each column mean,
-      done even on float columns, which cannot hold one.
-
-    At 1M rows x 25 columns these are over half of the validation time (see
-    ``benchmarks/data_validation.py``); the results are identical, as the tests check.
-    """
-    import great_expectations.execution_engine.pandas_execution_engine as engine
-    import great_expectations.expectations.metrics.column_aggregate_metrics.column_mean as mean
-
-    engine.HASH_THRESHOLD = 0
-    current = mean.convert_pandas_series_decimal_to_float_dtype
-    if not getattr(current, "tuned_by_mlplatform", False):
-        mean.convert_pandas_series_decimal_to_float_dtype = _only_scan_object_columns_for_decimals(
-            current
-        )
-
-
 @lru_cache(maxsize=1)
 def _batch_definition():
     """One ephemeral GX context, data source and batch definition per process."""
@@ -143,18 +116,32 @@ def gx_frame(typed: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
 
     Categories become pandas ``category`` (set membership then works on the codes), nullable
     integers and booleans become float64 with NaN (GX's mean and range metrics expect numpy
-    dtypes), so every rule sees the same values the spec enforcement does.
+    dtypes), so every rule sees the same values the spec enforcement does. Columns already in
+    their target dtype are passed through untouched: this runs on every batch and is part of
+    what a validation costs.
+
+    Args:
+        typed: The batch as ``validation.coerce_frame`` returns it.
+        spec: The data-set spec.
+
+    Returns:
+        A frame with the same columns and index; unchanged columns share their data.
     """
     columns = {}
     for name in typed.columns:
         column = spec.columns.get(name)
         values = typed[name]
-        if column is not None and column.type == "category":
+        kind = column.type if column is not None else None
+        if kind == "category" and not isinstance(values.dtype, pd.CategoricalDtype):
             values = values.astype("category")
-        elif column is not None and column.type in ("integer", "boolean", "float"):
-            values = values.astype("Float64").astype("float64")
+        elif kind in ("integer", "boolean", "float") and values.dtype != np.float64:
+            # One pass straight to float64; going through Float64 costs two full copies.
+            values = pd.Series(
+                values.to_numpy(dtype="float64", na_value=np.nan), index=values.index, name=name
+            )
         columns[name] = values
-    return pd.DataFrame(columns, index=typed.index)
+    # copy=False: the float64 columns need not be copied into a consolidated block.
+    return pd.DataFrame(columns, index=typed.index, copy=False)
 
 
 def _expectation(rule: Rule, key: str) -> gxe.Expectation:
@@ -207,6 +194,18 @@ def _outcome(rule: Rule, result: Any) -> RuleOutcome:
         observed_value=details.get("observed_value"),
         error=_error_message(result.exception_info),
     )
+
+
+def _indexed(result: Any) -> Any:
+    """Swaps the sample of unexpected rows for their row numbers, as SUMMARY would list them.
+
+    Their values are already in ``partial_unexpected_list``; a list of row numbers keeps the
+    result plain data, shaped as ``_outcome`` and the data docs expect.
+    """
+    rows = (result.result or {}).pop("unexpected_rows", None)
+    if rows is not None:
+        result.result["partial_unexpected_index_list"] = rows.index.tolist()
+    return result
 
 
 def _column_batches(frame: pd.DataFrame, rule_by_key: dict[str, Rule]):
@@ -263,7 +262,7 @@ def run_suite(frame: pd.DataFrame, rules: list[Rule], name: str) -> SuiteOutcome
         failed = {key: part_rules[key] for key, r in found.items() if not r.success}
         if failed:
             detailed = _validate(part, f"{name} (failures)", failed, DETAIL_FORMAT)
-            found.update({r.expectation_config.meta["rule"]: r for r in detailed.results})
+            found.update({r.expectation_config.meta["rule"]: _indexed(r) for r in detailed.results})
         results.update(found)
         combined = combined or quick
     # One GX result for the whole suite, for the data docs page.
