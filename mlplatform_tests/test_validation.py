@@ -1,4 +1,4 @@
-"""Tests for spec enforcement (mlplatform.datasets.validation) and frame digests."""
+"""Tests for spec enforcement (mlplatform.datasets.validation)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,6 @@ from mlplatform.datasets.validation import (
     enforce_spec,
     validate_frame,
 )
-from mlplatform.datasets.versioning import frame_digest
 
 SOURCE = "s3://bucket/churn/2026-01-01.csv"
 ROWS = 600  # above the synthetic spec's min_rows of 500
@@ -328,45 +327,3 @@ def test_numbers_other_than_zero_and_one_are_not_booleans(values, rows, shown):
     assert [(v.column, v.rule, v.rows, v.values) for v in report.errors] == [
         ("flag", "type", rows, shown)
     ]
-
-
-# --- frame_digest --------------------------------------------------------------------------------
-
-
-def test_digest_is_stable_for_equal_frames(clean_batch):
-    regenerated = generate_batch(date(2026, 1, 1), ROWS)
-    assert frame_digest(clean_batch) == frame_digest(regenerated) == frame_digest(clean_batch)
-    assert len(frame_digest(clean_batch)) == 16
-    assert len(frame_digest(clean_batch, length=40)) == 40
-
-
-@pytest.mark.parametrize(
-    ("column", "value"),
-    [
-        ("monthly_spend", 70.01),
-        ("tenure_months", 999),
-        ("contract_type", "annual-x"),
-        ("is_enterprise", None),
-        ("customer_id", "C-other"),
-    ],
-)
-def test_digest_changes_when_one_value_changes(clean, column, value):
-    before = frame_digest(clean)
-    if value is None:
-        value = not clean.loc[42, column]
-    clean.loc[42, column] = value
-    assert frame_digest(clean) != before
-
-
-@given(offset=st.integers(-(10**6), 10**6), step=st.integers(1, 50))
-@settings(max_examples=25, deadline=None)
-def test_digest_ignores_the_index(clean_batch, offset, step):
-    relabelled = clean_batch.set_axis(np.arange(ROWS) * step + offset)
-    assert frame_digest(relabelled) == frame_digest(clean_batch)
-
-
-def test_digest_depends_on_row_order_dtypes_and_column_names(clean_batch):
-    digest = frame_digest(clean_batch)
-    assert frame_digest(clean_batch.iloc[::-1]) != digest
-    assert frame_digest(clean_batch.astype({"tenure_months": "float64"})) != digest
-    assert frame_digest(clean_batch.rename(columns={"region": "zone"})) != digest
