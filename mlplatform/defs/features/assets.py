@@ -1,5 +1,4 @@
 import dagster as dg
-from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 from pydantic import Field
 
 from mlplatform.datasets.expectations import HARD_GROUPS, RAW_GROUPS
@@ -42,7 +41,8 @@ def _rejected_days(instance: dg.DagsterInstance, days: list[str]) -> dict[str, s
     for info in instance.event_log_storage.get_asset_check_partition_info(
         keys, partition_keys=days
     ):
-        if info.latest_execution_status == AssetCheckExecutionRecordStatus.FAILED:
+        # Compared by value: the status enum is not part of Dagster's public API.
+        if info.latest_execution_status.value == "FAILED":
             checks, _ = failed.setdefault(info.partition_key, ([], info.latest_planned_run_id))
             checks.append(info.check_key.name)
     return {
