@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import platform as platform_module
 from datetime import date
+from importlib import metadata
+from pathlib import Path
 
 import dagster as dg
 import mlflow
@@ -162,3 +165,22 @@ def test_retraining_on_the_same_data_version_and_seed_gives_the_same_model(platf
         inputs = client.get_run(model.run_id).inputs.dataset_inputs
         digests = {i.tags[0].value: i.dataset.digest for i in inputs}
         assert digests == {"training": features.train_version, "holdout": features.holdout_version}
+
+
+def test_a_model_records_its_code_seed_and_exact_environment(platform, instance):
+    result = retrain(platform, instance)
+    assert result.success
+    model = result.asset_value("challenger_model")
+    client = MlflowClient(tracking_uri=platform.tracking_uri)
+    run = client.get_run(model.run_id)
+    assert run.data.params["seed"] == "42" and run.data.tags["seed"] == "42"
+    assert len(run.data.tags["git_commit"]) == 40  # the tests run from the git checkout
+    assert run.data.tags["python_version"] == platform_module.python_version()
+    version = client.get_model_version(model.name, model.version)
+    assert version.tags["code_version"] == run.data.tags["code_version"]
+    mlflow.set_tracking_uri(platform.tracking_uri)
+    local = Path(mlflow.artifacts.download_artifacts(f"runs:/{model.run_id}/model"))
+    requirements = (local / "requirements.txt").read_text().split()
+    for name in ("mlflow", "scikit-learn", "pandas", "numpy", "scipy", "skops"):
+        assert f"{name}=={metadata.version(name)}" in requirements, name
+    assert f"python: {platform_module.python_version()}" in (local / "python_env.yaml").read_text()

@@ -2,7 +2,8 @@
 
 Tests are probabilistic: every AUC the platform reports carries its standard error and 95%
 interval, and model comparisons use the paired test because two models scored on the same rows
-have correlated AUCs.
+have correlated AUCs. Calibration (Brier score, ECE) and the power of the promotion gate's test
+are reported next to them.
 """
 
 from __future__ import annotations
@@ -45,41 +46,76 @@ class AucDifference:
     p_value: float
 
 
-def _midranks(values: np.ndarray) -> np.ndarray:
-    """1-based ranks with ties given their average rank, in O(n log n)."""
-    order = np.argsort(values, kind="mergesort")
+def _placements(is_positive: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, float]:
+    """DeLong placement of every row and the Mann-Whitney count, from one sort of ``values``.
+
+    A positive's placement is the number of negatives scored below it plus half those tied with
+    it; a negative's is the same count of positives. These are the differences between a row's
+    midrank among all rows and its midrank within its own class (Sun & Xu 2014), which is why the
+    two within-class sorts are unnecessary: within one run of tied values the class-wise midranks
+    follow from the cumulative class counts before the run and the class counts inside it.
+
+    Args:
+        is_positive: Boolean labels.
+        values: One model's finite scores, aligned with ``is_positive``.
+
+    Returns:
+        The placements in the original row order, and the sum of the positives' placements
+        (AUC times positives times negatives).
+    """
+    # Whole tie runs are handled together, so the sort need not be stable: the fastest one wins.
+    order = np.argsort(values)
     ordered = values[order]
-    n = len(values)
-    # Boundaries of runs of equal values; each run gets the mean of its positions.
-    change = np.flatnonzero(np.diff(ordered)) + 1
-    starts = np.concatenate(([0], change))
-    ends = np.concatenate((change, [n]))
-    run_ranks = (starts + ends + 1) / 2.0
-    ranks_sorted = np.repeat(run_ranks, ends - starts)
-    ranks = np.empty(n, dtype=float)
-    ranks[order] = ranks_sorted
-    return ranks
+    positive_sorted = is_positive[order]
+    total = len(values)
+    bounds = np.concatenate(([0], np.flatnonzero(ordered[1:] != ordered[:-1]) + 1, [total]))
+    lengths = np.diff(bounds)
+    positives_upto = np.concatenate(([0], np.cumsum(positive_sorted)))
+    positives_before = positives_upto[bounds[:-1]]
+    positives_in = positives_upto[bounds[1:]] - positives_before
+    negatives_before = bounds[:-1] - positives_before
+    negatives_in = lengths - positives_in
+    # What a positive of each run beats (negatives below, half of those tied), and vice versa.
+    seen_by_positive = negatives_before + 0.5 * negatives_in
+    seen_by_negative = positives_before + 0.5 * positives_in
+    # Half-integer counts below 2**52 add exactly, so the AUC is rounded once, at the division.
+    count = float(np.dot(positives_in, seen_by_positive))
+    placed_sorted = np.where(
+        positive_sorted,
+        np.repeat(seen_by_positive, lengths),
+        np.repeat(seen_by_negative, lengths),
+    )
+    placed = np.empty(total, dtype=float)
+    placed[order] = placed_sorted
+    return placed, count
 
 
 def _delong_components(labels: np.ndarray, scores: np.ndarray):
-    """AUCs and their covariance for k score vectors (rows of ``scores``) on the same labels."""
+    """AUCs and their covariance for k score vectors (rows of ``scores``) on the same labels.
+
+    One O(n log n) sort per score vector (Sun & Xu 2014, via ``_placements``).
+    """
     labels = np.asarray(labels).astype(bool)
     scores = np.atleast_2d(np.asarray(scores, dtype=float))
     if scores.shape[1] != len(labels):
         raise ValueError(f"{scores.shape[1]} scores for {len(labels)} labels")
     if not np.all(np.isfinite(scores)):
         raise ValueError("scores contain NaN or infinite values")
-    m, n = int(labels.sum()), int((~labels).sum())
+    m = int(np.count_nonzero(labels))
+    n = len(labels) - m
     if m < 2 or n < 2:
         raise ValueError(f"need at least 2 positives and 2 negatives, got {m} and {n}")
-    positives, negatives = scores[:, labels], scores[:, ~labels]
     k = scores.shape[0]
-    tx = np.array([_midranks(positives[i]) for i in range(k)])
-    ty = np.array([_midranks(negatives[i]) for i in range(k)])
-    tz = np.array([_midranks(np.concatenate((positives[i], negatives[i]))) for i in range(k)])
-    aucs = tz[:, :m].sum(axis=1) / (m * n) - (m + 1.0) / (2.0 * n)
-    v01 = (tz[:, :m] - tx) / n
-    v10 = 1.0 - (tz[:, m:] - ty) / m
+    aucs = np.empty(k)
+    v01 = np.empty((k, m))
+    v10 = np.empty((k, n))
+    for i in range(k):
+        placed, count = _placements(labels, scores[i])
+        aucs[i] = count / (float(m) * float(n))
+        # Structural components: each positive's share of negatives beaten, each negative's
+        # share of positives it loses to.
+        v01[i] = placed[labels] / n
+        v10[i] = 1.0 - placed[~labels] / m
     cov = np.atleast_2d(np.cov(v01)) / m + np.atleast_2d(np.cov(v10)) / n
     return aucs, cov, m, n
 
@@ -127,3 +163,143 @@ def paired_auc_difference(labels, scores_a, scores_b, confidence: float = 0.95) 
     else:
         p_value = float(2 * stats.norm.sf(abs(delta) / se))
     return AucDifference(delta, se, float(delta - z * se), float(delta + z * se), p_value)
+
+
+@dataclass(frozen=True)
+class ReliabilityBin:
+    """One bin of a reliability diagram; means are None for an empty bin."""
+
+    low: float
+    high: float
+    count: int
+    mean_predicted: float | None
+    observed_rate: float | None
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Brier score, expected calibration error and the reliability table behind the ECE."""
+
+    brier: float
+    ece: float
+    bins: tuple[ReliabilityBin, ...]
+
+
+def calibration(labels, probabilities, bins: int = 10) -> Calibration:
+    """Brier score and expected calibration error over equal-width probability bins.
+
+    ECE is the row-weighted mean of |observed positive rate - mean predicted probability| over
+    the bins [0, 1/bins), ..., [1 - 1/bins, 1] (the last bin includes 1).
+
+    Args:
+        labels: Binary labels.
+        probabilities: Predicted positive-class probabilities in [0, 1].
+        bins: Number of equal-width bins.
+
+    Returns:
+        The scores and one reliability row per bin (empty bins included).
+
+    Raises:
+        ValueError: Lengths differ, no rows, or a probability is NaN or outside [0, 1].
+    """
+    y = np.asarray(labels).astype(float)
+    p = np.asarray(probabilities, dtype=float)
+    if p.shape != y.shape or len(y) == 0:
+        raise ValueError(f"{len(p)} probabilities for {len(y)} labels")
+    if not np.all((p >= 0.0) & (p <= 1.0)):
+        raise ValueError("probabilities must be finite and within [0, 1]")
+    which = np.minimum((p * bins).astype(int), bins - 1)
+    counts = np.bincount(which, minlength=bins)
+    predicted = np.bincount(which, weights=p, minlength=bins)
+    observed = np.bincount(which, weights=y, minlength=bins)
+    table, ece = [], 0.0
+    for b in range(bins):
+        mean_p = observed_rate = None
+        if counts[b]:
+            mean_p, observed_rate = predicted[b] / counts[b], observed[b] / counts[b]
+            ece += counts[b] / len(y) * abs(observed_rate - mean_p)
+        table.append(
+            ReliabilityBin(b / bins, (b + 1) / bins, int(counts[b]), mean_p, observed_rate)
+        )
+    return Calibration(float(np.mean((p - y) ** 2)), float(ece), tuple(table))
+
+
+@dataclass(frozen=True)
+class PowerCheck:
+    """How small an improvement the holdout can resolve, next to the required ``min_delta``.
+
+    Attributes:
+        se_diff: Standard error of AUC(challenger) - AUC(champion), paired or assumed.
+        assumed: True when ``se_diff`` was approximated from the challenger alone.
+        minimum_detectable_delta: True improvement at which the CI's lower bound exceeds 0
+            with probability ``power``.
+        min_delta: The gate's required lower bound.
+        warn: The holdout cannot detect an improvement of ``min_delta`` at ``power``.
+    """
+
+    se_diff: float
+    assumed: bool
+    minimum_detectable_delta: float
+    min_delta: float
+    warn: bool
+
+    @property
+    def delta_for_power_at_gate(self) -> float:
+        """True improvement at which the gate itself (lower bound > min_delta) has the power."""
+        return self.min_delta + self.minimum_detectable_delta
+
+
+def minimum_detectable_delta(se_diff: float, confidence: float = 0.95, power: float = 0.8) -> float:
+    """Smallest true AUC improvement the paired test detects with the given power.
+
+    The test rejects "no improvement" when the lower bound of the two-sided ``confidence``
+    interval, delta_hat - z_{1-a/2} * se, is above 0. With delta_hat ~ N(delta, se^2) it does so
+    with probability Phi(delta / se - z_{1-a/2}), which equals ``power`` at
+    delta = (z_{1-a/2} + z_{power}) * se (about 2.80 se for 95% and 80%).
+
+    Args:
+        se_diff: Standard error of the AUC difference.
+        confidence: Two-sided confidence level of the gate's interval.
+        power: Required probability of detection.
+
+    Returns:
+        The minimum detectable delta.
+    """
+    return float((stats.norm.ppf(0.5 + confidence / 2) + stats.norm.ppf(power)) * se_diff)
+
+
+def power_check(
+    challenger: AucEstimate,
+    difference: AucDifference | None,
+    min_delta: float,
+    *,
+    assumed_correlation: float = 0.5,
+    confidence: float = 0.95,
+    power: float = 0.8,
+) -> PowerCheck:
+    """Compares the holdout's minimum detectable delta with ``min_delta``.
+
+    With a champion the paired standard error is used. Without one there is no difference to
+    measure, so the check reports what a future comparison on this holdout could resolve: two
+    models with the challenger's AUC standard error whose AUC estimates correlate with
+    ``assumed_correlation`` r have se_diff = se * sqrt(2 * (1 - r)). r = 0.5 is a conservative
+    guess; models retrained on similar data usually correlate more (smaller se_diff).
+
+    Args:
+        challenger: The challenger's AUC estimate.
+        difference: The paired difference, or None without a champion.
+        min_delta: Required improvement of the gate.
+        assumed_correlation: Correlation of the two AUC estimates when there is no champion.
+        confidence: Two-sided confidence level of the gate's interval.
+        power: Required probability of detection.
+
+    Returns:
+        The check; ``warn`` when the minimum detectable delta exceeds ``min_delta``.
+    """
+    if difference is not None:
+        se_diff, assumed = difference.se, False
+    else:
+        se_diff = challenger.se * float(np.sqrt(2.0 * (1.0 - assumed_correlation)))
+        assumed = True
+    mdd = minimum_detectable_delta(se_diff, confidence, power)
+    return PowerCheck(se_diff, assumed, mdd, min_delta, mdd > min_delta)

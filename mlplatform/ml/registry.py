@@ -6,7 +6,6 @@ Aliases carry the deployment state: ``challenger`` (newest trained), ``champion`
 
 from __future__ import annotations
 
-import platform
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,8 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
+
+from mlplatform.ml.provenance import pinned_requirements
 
 # skops (MLflow's safe format) refuses types it has not been told to trust; these are ours
 # or scikit-learn's, reviewed, and nothing else may appear in a pipeline we load.
@@ -92,6 +93,9 @@ def log_and_register(
         pyfunc_predict_fn="predict_proba",
         registered_model_name=model_name,
         skops_trusted_types=SKOPS_TRUSTED_TYPES,
+        # Exact versions of what the pipeline needs (MLflow's requirements.txt and
+        # python_env.yaml, with this interpreter's version): serving must match training.
+        pip_requirements=pinned_requirements(),
     )
     return RegisteredModel(
         name=model_name,
@@ -139,19 +143,3 @@ def load_pipeline(model_name: str, alias_or_version: str):
         f"@{alias_or_version}" if not str(alias_or_version).isdigit() else f"/{alias_or_version}"
     )
     return mlflow.sklearn.load_model(f"models:/{model_name}{reference}")
-
-
-def environment_tags() -> dict[str, str]:
-    """Versions of the interpreter and of the libraries the pipeline needs, for the run."""
-    import numpy
-    import scipy
-    import sklearn
-
-    return {
-        "python_version": platform.python_version(),
-        "sklearn_version": sklearn.__version__,
-        "pandas_version": pd.__version__,
-        "numpy_version": numpy.__version__,
-        "scipy_version": scipy.__version__,
-        "mlflow_version": mlflow.__version__,
-    }

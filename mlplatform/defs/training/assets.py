@@ -7,8 +7,10 @@ from mlplatform.defs.training.resources import MLflowResource
 from mlplatform.features.sets import FeatureSet
 from mlplatform.ml.lineage import HOLDOUT, TRAINING, log_dataset, log_training_window
 from mlplatform.ml.metrics import auc_with_ci
-from mlplatform.ml.registry import CHALLENGER, RegisteredModel, environment_tags, log_and_register
+from mlplatform.ml.provenance import code_version, environment_tags
+from mlplatform.ml.registry import CHALLENGER, RegisteredModel, log_and_register
 from mlplatform.ml.training import TrainingParams, churn_scores, labels, model_input, train_pipeline
+from mlplatform.paths import PROJECT_ROOT
 
 
 class TrainingConfig(dg.Config):
@@ -54,6 +56,8 @@ def challenger_model(
         "train_data_version": features.train_version,
         "holdout_version": features.holdout_version,
         "dagster_run_id": context.run.run_id,
+        "seed": str(params.seed),
+        **code_version(PROJECT_ROOT),
         **environment_tags(),
     }
     with mlflow_tracking.start_run(run_name=f"train-{spec.name}", tags=tags):
@@ -85,7 +89,7 @@ def challenger_model(
         )
     client = mlflow_tracking.client()
     client.set_registered_model_alias(model_name, CHALLENGER, registered.version)
-    for key in ("dataset", "train_data_version", "holdout_version"):
+    for key in ("dataset", "train_data_version", "holdout_version", "code_version", "seed"):
         client.set_model_version_tag(model_name, registered.version, key, tags[key])
     return dg.Output(
         registered,

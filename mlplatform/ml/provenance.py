@@ -1,0 +1,64 @@
+"""Which code and which environment produced a model: git commit and exact library versions."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+# Distributions a logged pipeline needs at load time, pinned to the versions that trained it.
+PIPELINE_DISTRIBUTIONS = ("mlflow", "scikit-learn", "pandas", "numpy", "scipy", "skops")
+
+
+def pinned_requirements(distributions=PIPELINE_DISTRIBUTIONS) -> list[str]:
+    """``name==version`` for each installed distribution the pipeline needs.
+
+    Raises:
+        metadata.PackageNotFoundError: A needed distribution is not installed.
+    """
+    return [f"{name}=={metadata.version(name)}" for name in distributions]
+
+
+def environment_tags() -> dict[str, str]:
+    """The interpreter and library versions of this process, as MLflow tags."""
+    tags = {"python_version": platform.python_version()}
+    for name in PIPELINE_DISTRIBUTIONS:
+        tags[f"{name.replace('-', '_')}_version"] = metadata.version(name)
+    return tags
+
+
+def _git(root: Path, *args: str) -> str | None:
+    try:
+        result = subprocess.run(
+            ["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+def code_version(root: Path) -> dict[str, str]:
+    """The code a model is trained with: git commit and whether the tree had local changes.
+
+    ``MLPLATFORM_CODE_VERSION`` (set by an image build, where there is no .git) wins.
+
+    Args:
+        root: The project checkout.
+
+    Returns:
+        Tags ``git_commit``, ``git_dirty`` and ``code_version`` ("unknown" without git).
+    """
+    baked = os.environ.get("MLPLATFORM_CODE_VERSION", "").strip()
+    if baked:
+        return {"git_commit": baked, "git_dirty": "unknown", "code_version": baked}
+    commit = _git(root, "rev-parse", "HEAD")
+    if commit is None:
+        return {"git_commit": "unknown", "git_dirty": "unknown", "code_version": "unknown"}
+    dirty = bool(_git(root, "status", "--porcelain", "--untracked-files=no"))
+    return {
+        "git_commit": commit,
+        "git_dirty": str(dirty).lower(),
+        "code_version": commit[:12] + ("-dirty" if dirty else ""),
+    }
