@@ -73,7 +73,7 @@ def simd() -> str:
     """Whether numpy can dispatch to AVX-512 (its argsort is several times faster with it)."""
     features = getattr(np._core._multiarray_umath, "__cpu_features__", {})
     found = [name for name in ("AVX2", "AVX512F", "AVX512_SKX") if features.get(name)]
-    return ", ".join(found) or "unknown"
+    return ", ".join(found) or "no AVX2 or AVX-512"
 
 
 def main() -> int:

@@ -66,6 +66,14 @@ def test_full_graph_registers_and_promotes_a_first_champion(platform, instance):
     metadata = materialization.asset_materialization.metadata
     assert "95% CI" in metadata["holdout_auc_ci"].value
     assert "Decision: PROMOTE" in metadata["decision"].value
+    assert "![ROC curves](data:image/png;base64,iVBOR" in metadata["decision"].value
+    client = MlflowClient(tracking_uri=platform.tracking_uri)
+    tags = client.get_model_version(deployment.model_name, "1").tags
+    assert tags["decision"] == "PROMOTE" and tags["compared_with_champion"] == "none"
+    assert tags["holdout_version"] == features.holdout_version
+    run_id = result.asset_value("challenger_model").run_id
+    artifacts = {a.path for a in client.list_artifacts(run_id, "evaluation")}
+    assert artifacts == {"evaluation/roc.png", "evaluation/decision.md"}
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert checks["challenger_auc_above_threshold"] is True
     assert checks["champion_serves_valid_probabilities"] is True

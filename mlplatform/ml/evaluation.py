@@ -73,11 +73,18 @@ class Evaluation:
             f"{d.high:+.4f}], required lower bound > {self.min_delta:.4f}"
         )
 
+    @property
+    def decision(self) -> str:
+        """PROMOTE, KEEP CHAMPION (a champion stays) or REJECT (no champion to keep)."""
+        if self.should_promote:
+            return "PROMOTE"
+        return "KEEP CHAMPION" if self.champion else "REJECT"
+
     def markdown(self) -> str:
         """A decision table for the Dagster UI."""
         rows = [
-            "| model | version | holdout AUC | 95% CI |",
-            "| --- | --- | --- | --- |",
+            "| model | version | holdout AUC | 95% CI | p-value |",
+            "| --- | --- | --- | --- | --- |",
             _row("challenger", self.challenger_version, self.challenger),
         ]
         if self.champion is not None:
@@ -85,13 +92,11 @@ class Evaluation:
         if self.difference is not None:
             d = self.difference
             rows.append(
-                f"| delta (paired DeLong) | | {d.delta:+.4f} | [{d.low:+.4f}, {d.high:+.4f}] |"
+                f"| delta (paired DeLong) | | {d.delta:+.4f} | [{d.low:+.4f}, {d.high:+.4f}] "
+                f"| {d.p_value:.4g} |"
             )
-        decision = (
-            "PROMOTE" if self.should_promote else "KEEP CHAMPION" if self.champion else "REJECT"
-        )
         return "\n".join(rows) + (
-            f"\n\n**Decision: {decision}**: {self.reason}\n\n"
+            f"\n\n**Decision: {self.decision}**: {self.reason}\n\n"
             f"Holdout `{self.holdout_version}` ({self.holdout_rows} rows); "
             f"min AUC {self.min_auc}, min delta {self.min_delta}."
         )
@@ -100,7 +105,7 @@ class Evaluation:
 def _row(role: str, version: str | None, estimate: AucEstimate) -> str:
     return (
         f"| {role} | v{version} | {estimate.auc:.4f} +/- {estimate.half_width:.4f} | "
-        f"[{estimate.low:.4f}, {estimate.high:.4f}] |"
+        f"[{estimate.low:.4f}, {estimate.high:.4f}] | |"
     )
 
 

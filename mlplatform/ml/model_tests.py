@@ -118,6 +118,7 @@ def slice_aucs(
     scores = np.asarray(scores, dtype=float)
     if len(slices) != len(labels) or len(scores) != len(labels):
         raise ValueError(f"{len(labels)} labels, {len(scores)} scores, {len(slices)} slice rows")
+    need = max(min_per_class, 2)  # the DeLong variance needs two rows of each class
     pending = []
     for column in slices.columns:
         for value, rows in _groups(slices[column]).items():
@@ -126,11 +127,8 @@ def slice_aucs(
             skipped = None
             if len(rows) < min_rows:
                 skipped = f"{len(rows)} rows < minimum {min_rows}"
-            elif min(positives, len(rows) - positives) < max(min_per_class, 2):
-                skipped = (
-                    f"{positives} positives / {len(rows) - positives} negatives; "
-                    f"need at least {max(min_per_class, 2)} of each"
-                )
+            elif min(positives, len(rows) - positives) < need:
+                skipped = f"{positives} positives, {len(rows) - positives} negatives < {need}"
             estimate = None if skipped else auc_with_ci(labels[rows], scores[rows])
             pending.append((counts, estimate, skipped))
     p_values = [_below_threshold_p(e, threshold) for _, e, _ in pending if e is not None]
@@ -207,16 +205,11 @@ def behaviour_test(
         before_rows = rows
     else:
         before_rows = rows[rows[behaviour.column] == behaviour.from_value]
+    common = {"name": behaviour.name, "expect": expect, "min_fraction": behaviour.min_fraction}
     if before_rows.empty:
+        reason = f"no rows with {behaviour.column} == {behaviour.from_value!r}"
         return BehaviourResult(
-            behaviour.name,
-            expect,
-            0,
-            0.0,
-            0.0,
-            behaviour.min_fraction,
-            False,
-            skipped=f"no rows with {behaviour.column} == {behaviour.from_value!r}",
+            **common, rows_tested=0, fraction=0.0, mean_change=0.0, passed=False, skipped=reason
         )
     after_rows = before_rows.copy()
     after_rows[behaviour.column] = behaviour.to_value
@@ -229,15 +222,12 @@ def behaviour_test(
         holds = np.abs(change) <= tolerance
     # NaN predictions compare False, so they count against the expectation.
     fraction = float(np.mean(holds))
-    mean_change = float(np.mean(change))
     return BehaviourResult(
-        behaviour.name,
-        expect,
-        len(change),
-        fraction,
-        mean_change,
-        behaviour.min_fraction,
-        fraction >= behaviour.min_fraction,
+        **common,
+        rows_tested=len(change),
+        fraction=fraction,
+        mean_change=float(np.mean(change)),
+        passed=fraction >= behaviour.min_fraction,
     )
 
 

@@ -6,6 +6,7 @@ from mlplatform.defs.evaluation.resources import GatePolicy
 from mlplatform.defs.training.resources import MLflowResource
 from mlplatform.features.sets import FeatureSet
 from mlplatform.ml.evaluation import evaluate_on_holdout
+from mlplatform.ml.plots import markdown_image, png_bytes, roc_figure
 from mlplatform.ml.registry import CHAMPION, RegisteredModel, load_pipeline, version_for_alias
 from mlplatform.ml.training import churn_scores, labels, model_input
 
@@ -41,6 +42,12 @@ def evaluation(
         min_auc=gates.min_auc_value,
         min_delta=gates.min_delta_value,
     )
+    holdout_labels = labels(features.holdout, spec)
+    curves = {f"challenger v{challenger_model.version}": (challenger_scores, result.challenger)}
+    if result.champion is not None:
+        curves[f"champion v{champion_version}"] = (champion_scores, result.champion)
+    figure = roc_figure(holdout_labels, curves)
+    roc_png = png_bytes(figure)
     with mlflow.start_run(run_id=challenger_model.run_id):
         mlflow.log_metrics(
             {
@@ -50,12 +57,33 @@ def evaluation(
             }
         )
         if result.difference is not None:
-            mlflow.log_metric("delta_vs_champion", result.difference.delta)
-    client.set_model_version_tag(
-        name, challenger_model.version, "holdout_auc", f"{result.challenger.auc:.4f}"
-    )
+            mlflow.log_metrics(
+                {
+                    "delta_vs_champion": result.difference.delta,
+                    "delta_vs_champion_ci_low": result.difference.low,
+                    "delta_vs_champion_p_value": result.difference.p_value,
+                }
+            )
+        mlflow.log_figure(figure, "evaluation/roc.png")
+        mlflow.log_text(result.markdown(), "evaluation/decision.md")
+    # The decision travels with the model version: the registry alone tells why it was
+    # (or was not) promoted, against which champion, on which holdout.
+    decision_tags = {
+        "holdout_auc": f"{result.challenger.auc:.4f}",
+        "holdout_auc_ci": f"[{result.challenger.low:.4f}, {result.challenger.high:.4f}]",
+        "holdout_version": features.holdout_version,
+        "decision": result.decision,
+        "decision_reason": result.reason[:4900],
+        "compared_with_champion": champion_version or "none",
+    }
+    if result.difference is not None:
+        decision_tags["delta_ci"] = f"[{result.difference.low:+.4f}, {result.difference.high:+.4f}]"
+    for key, value in decision_tags.items():
+        client.set_model_version_tag(name, challenger_model.version, key, value)
     metadata = {
-        "decision": dg.MetadataValue.md(result.markdown()),
+        "decision": dg.MetadataValue.md(
+            result.markdown() + "\n\n" + markdown_image(roc_png, "ROC curves")
+        ),
         "challenger_version": challenger_model.version,
         "holdout_auc": result.challenger.auc,
         "holdout_auc_ci": result.challenger.describe(),
@@ -66,4 +94,5 @@ def evaluation(
         metadata["champion_version"] = champion_version
         metadata["champion_auc"] = result.champion.auc
         metadata["delta_ci_low"] = result.difference.low
+        metadata["delta_p_value"] = result.difference.p_value
     return dg.Output(result, metadata=metadata)
