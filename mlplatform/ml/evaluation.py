@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mlplatform.ml.metrics import AucDifference, AucEstimate, auc_with_ci, paired_auc_difference
+from mlplatform.ml.test_report import ModelTestReport
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ class Evaluation:
         difference: Paired AUC(challenger) - AUC(champion), or None.
         min_auc: Threshold on the challenger's lower AUC bound.
         min_delta: Required improvement over the champion (lower bound of the difference).
+        tests: Slice, behaviour, coverage, calibration and power tests, when run.
     """
 
     model_name: str
@@ -36,6 +38,7 @@ class Evaluation:
     difference: AucDifference | None
     min_auc: float
     min_delta: float
+    tests: ModelTestReport | None = None
 
     @property
     def clears_auc_threshold(self) -> bool:

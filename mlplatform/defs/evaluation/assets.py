@@ -1,3 +1,5 @@
+import dataclasses
+
 import dagster as dg
 import mlflow
 
@@ -8,6 +10,7 @@ from mlplatform.features.sets import FeatureSet
 from mlplatform.ml.evaluation import evaluate_on_holdout
 from mlplatform.ml.plots import markdown_image, png_bytes, roc_figure
 from mlplatform.ml.registry import CHAMPION, RegisteredModel, load_pipeline, version_for_alias
+from mlplatform.ml.test_report import run_model_tests
 from mlplatform.ml.training import churn_scores, labels, model_input
 
 
@@ -24,7 +27,8 @@ def evaluation(
     client = mlflow_tracking.client()
     name = challenger_model.name
     holdout_inputs = model_input(features.holdout, spec)
-    challenger_scores = churn_scores(load_pipeline(name, challenger_model.version), holdout_inputs)
+    challenger_pipeline = load_pipeline(name, challenger_model.version)
+    challenger_scores = churn_scores(challenger_pipeline, holdout_inputs)
     champion_version = version_for_alias(client, name, CHAMPION)
     champion_scores = None
     if champion_version is not None and champion_version != challenger_model.version:
@@ -43,6 +47,20 @@ def evaluation(
         min_delta=gates.min_delta_value,
     )
     holdout_labels = labels(features.holdout, spec)
+    report = run_model_tests(
+        lambda rows: churn_scores(challenger_pipeline, model_input(rows, spec)),
+        holdout_inputs,
+        holdout_labels,
+        challenger_scores,
+        spec,
+        result.challenger,
+        result.difference,
+        min_delta=gates.min_delta_value,
+        min_slice_auc=gates.min_slice_auc,
+        min_slice_rows=gates.min_slice_rows,
+        max_ece=gates.max_calibration_error,
+    )
+    result = dataclasses.replace(result, tests=report)
     curves = {f"challenger v{challenger_model.version}": (challenger_scores, result.challenger)}
     if result.champion is not None:
         curves[f"champion v{champion_version}"] = (champion_scores, result.champion)
@@ -89,6 +107,13 @@ def evaluation(
         "holdout_auc_ci": result.challenger.describe(),
         "holdout_version": features.holdout_version,
         "should_promote": result.should_promote,
+        "slices": dg.MetadataValue.md(report.slices_markdown()),
+        "behaviours": dg.MetadataValue.md(report.behaviours_markdown()),
+        "prediction_coverage": dg.MetadataValue.md(report.coverage_markdown()),
+        "calibration": dg.MetadataValue.md(report.calibration_markdown()),
+        "brier": report.calibration.brier,
+        "ece": report.calibration.ece,
+        "minimum_detectable_delta": report.power.minimum_detectable_delta,
     }
     if result.champion is not None:
         metadata["champion_version"] = champion_version

@@ -19,3 +19,111 @@ def challenger_auc_above_threshold(evaluation: Evaluation) -> dg.AssetCheckResul
             "summary": estimate.describe(),
         },
     )
+
+
+def _report(evaluation: Evaluation):
+    if evaluation.tests is None:
+        raise ValueError(f"evaluation of v{evaluation.challenger_version} ran no model tests")
+    return evaluation.tests
+
+
+@dg.asset_check(asset="evaluation", blocking=True)
+def slice_auc_above_threshold(evaluation: Evaluation) -> dg.AssetCheckResult:
+    """No slice of the spec is credibly below the slice AUC threshold (Holm across slices)."""
+    report = _report(evaluation)
+    failed = report.failed_slices
+    return dg.AssetCheckResult(
+        passed=not failed,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description="; ".join(
+            f"{s.column}={s.value}: AUC {s.estimate.auc:.3f} [{s.estimate.low:.3f}, "
+            f"{s.estimate.high:.3f}] below {report.min_slice_auc} (Holm p {s.adjusted_p_value:.3g})"
+            for s in failed
+        )
+        or None,
+        metadata={
+            "slices": dg.MetadataValue.md(report.slices_markdown()),
+            "tested": sum(1 for s in report.slices if not s.skipped),
+            "skipped": sum(1 for s in report.slices if s.skipped),
+            "failed": len(failed),
+        },
+    )
+
+
+@dg.asset_check(asset="evaluation", blocking=True)
+def behavioural_expectations(evaluation: Evaluation) -> dg.AssetCheckResult:
+    """The spec's directional and invariance expectations hold on the holdout rows."""
+    report = _report(evaluation)
+    failed = report.failed_behaviours
+    return dg.AssetCheckResult(
+        passed=not failed,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description="; ".join(
+            f"{b.name}: {b.fraction:.1%} of {b.rows_tested} rows {b.expect}, "
+            f"{b.min_fraction:.0%} required" + (f" ({b.skipped})" if b.skipped else "")
+            for b in failed
+        )
+        or None,
+        metadata={"behaviours": dg.MetadataValue.md(report.behaviours_markdown())},
+    )
+
+
+@dg.asset_check(asset="evaluation", blocking=True)
+def prediction_coverage(evaluation: Evaluation) -> dg.AssetCheckResult:
+    """Every holdout row gets a probability in [0, 1], also with unseen or missing values."""
+    report = _report(evaluation)
+    failed = report.failed_coverage
+    return dg.AssetCheckResult(
+        passed=not failed,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description="; ".join(
+            f"{c.variant}: {c.invalid} of {c.rows} rows without a valid probability, e.g. rows "
+            f"{list(c.examples)}" + (f" ({c.error})" if c.error else "")
+            for c in failed
+        )
+        or None,
+        metadata={"coverage": dg.MetadataValue.md(report.coverage_markdown())},
+    )
+
+
+@dg.asset_check(asset="evaluation")
+def calibration(evaluation: Evaluation) -> dg.AssetCheckResult:
+    """Predicted probabilities match observed churn rates (Brier score, expected calibration error)."""
+    report = _report(evaluation)
+    c = report.calibration
+    return dg.AssetCheckResult(
+        passed=report.well_calibrated,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=None
+        if report.well_calibrated
+        else f"ECE {c.ece:.4f} above {report.max_ece} (Brier {c.brier:.4f})",
+        metadata={
+            "brier": c.brier,
+            "ece": c.ece,
+            "reliability": dg.MetadataValue.md(report.calibration_markdown()),
+        },
+    )
+
+
+@dg.asset_check(asset="evaluation")
+def holdout_power(evaluation: Evaluation) -> dg.AssetCheckResult:
+    """The holdout can detect an improvement of min_delta with 80% power."""
+    power = _report(evaluation).power
+    summary = (
+        f"smallest AUC improvement detectable at 80% power: {power.minimum_detectable_delta:.4f} "
+        f"(SE of the difference {power.se_diff:.4f}"
+        + (", assumed: no champion yet" if power.assumed else ", paired")
+        + f"); min_delta {power.min_delta}"
+    )
+    return dg.AssetCheckResult(
+        passed=not power.warn,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=summary
+        + (": the holdout is too small for the decision it is asked to make" if power.warn else ""),
+        metadata={
+            "minimum_detectable_delta": power.minimum_detectable_delta,
+            "se_diff": power.se_diff,
+            "min_delta": power.min_delta,
+            "delta_for_80pct_power_at_gate": power.delta_for_power_at_gate,
+        },
+    )

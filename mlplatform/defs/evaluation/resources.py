@@ -23,6 +23,15 @@ class GatePolicy(dg.ConfigurableResource):
         description="The challenger must beat the champion by this (lower bound of the paired CI).",
     )
 
+    min_slice_auc: float = Field(
+        default=0.74,
+        description="Slice AUC threshold, tested across slices with a Holm correction.",
+    )
+    min_slice_rows: int = Field(default=30, description="Smaller slices are skipped, not failed.")
+    max_calibration_error: float = Field(
+        default=0.05, description="Expected calibration error above this is a warning."
+    )
+
     @property
     def min_auc_value(self) -> float:
         return _parse_threshold("MLPLATFORM_MIN_AUC", self.min_auc, 0.5, 1.0)
