@@ -42,6 +42,7 @@ test-fast: install ## everything but the end-to-end tests
 
 bench: install ## benchmarks, each against its baseline in the same process
 	$(BIN)/python benchmarks/data_validation.py
+	$(BIN)/python benchmarks/delong.py
 
 dev: install ## Dagster UI + daemon (schedules, sensors) on http://127.0.0.1:3000
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000

@@ -14,6 +14,17 @@ def _print_evaluation(evaluation, deployment) -> None:
         d = evaluation.difference
         print(f"  champion   v{evaluation.champion_version}: {evaluation.champion.describe()}")
         print(f"  delta {d.delta:+.4f}, 95% CI [{d.low:+.4f}, {d.high:+.4f}]")
+    tests = evaluation.tests
+    if tests is not None:
+        tested = [s for s in tests.slices if not s.skipped]
+        print(
+            f"  model tests: {len(tested) - len(tests.failed_slices)}/{len(tested)} slices above "
+            f"{tests.min_slice_auc} (Holm), "
+            f"{len(tests.behaviours) - len(tests.failed_behaviours)}/{len(tests.behaviours)} "
+            f"behaviours, coverage {'ok' if not tests.failed_coverage else 'FAILED'}, "
+            f"ECE {tests.calibration.ece:.3f}, detectable delta "
+            f"{tests.power.minimum_detectable_delta:.4f}"
+        )
     print(f"  decision: {'PROMOTE' if evaluation.should_promote else 'KEEP'} - {evaluation.reason}")
     if deployment is not None:
         print(

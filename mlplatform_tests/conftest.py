@@ -120,8 +120,13 @@ def load_days(platform, instance, days=TEST_DAYS, dataset=None) -> list:
     ]
 
 
-def retrain(platform, instance, dataset=None, estimator="gradient_boosting", **gates):
-    """Trains, evaluates and deploys on the validated days already in the instance."""
+def retrain(
+    platform, instance, dataset=None, estimator="gradient_boosting", training=None, **gates
+):
+    """Trains, evaluates and deploys on the validated days already in the instance.
+
+    ``training`` overrides challenger_model config (hyperparameters); ``gates`` the GatePolicy.
+    """
     import dagster as dg
 
     return dg.materialize(
@@ -131,7 +136,7 @@ def retrain(platform, instance, dataset=None, estimator="gradient_boosting", **g
         resources=platform.resources(dataset, **gates),
         run_config={
             "ops": {
-                "challenger_model": {"config": {"estimator": estimator}},
+                "challenger_model": {"config": {"estimator": estimator, **(training or {})}},
                 # Tests use fixed past days: the staleness guard is tested on its own.
                 "features": {"config": {"max_staleness_days": None}},
             }

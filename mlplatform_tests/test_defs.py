@@ -65,8 +65,16 @@ BLOCKING_CHECKS = [
     "raw_data:row_count",
     "raw_data:label_balance",
     "evaluation:challenger_auc_above_threshold",
+    "evaluation:slice_auc_above_threshold",
+    "evaluation:behavioural_expectations",
+    "evaluation:prediction_coverage",
 ]
-WARNING_CHECKS = ["raw_data:unseen_categories", "validated_data:distribution"]
+WARNING_CHECKS = [
+    "raw_data:unseen_categories",
+    "validated_data:distribution",
+    "evaluation:calibration",
+    "evaluation:holdout_power",
+]
 
 
 def test_hard_data_and_model_checks_are_blocking_and_soft_ones_are_not(graph):

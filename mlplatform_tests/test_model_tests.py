@@ -283,3 +283,17 @@ def test_power_check_uses_the_paired_se_and_warns_on_an_underpowered_holdout():
     assert not check.assumed and check.se_diff == difference.se
     assert check.warn and check.delta_for_power_at_gate > check.minimum_detectable_delta
     assert not power_check(auc_with_ci(y, a), difference, min_delta=1.0).warn
+
+
+def test_a_spec_with_an_unknown_behaviour_expectation_is_refused(tmp_path):
+    import yaml
+
+    from mlplatform.datasets.spec import SpecError, load_spec
+    from mlplatform_tests.conftest import write_spec
+
+    path = write_spec(tmp_path)
+    raw = yaml.safe_load(path.read_text())
+    raw["behaviours"][0]["expect"] = "lower"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(SpecError, match="'lower' is not one of decrease, increase, unchanged"):
+        load_spec(str(path))

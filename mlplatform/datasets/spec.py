@@ -49,6 +49,9 @@ class ColumnSpec:
     mean_range: tuple[float, float] | None = None
 
 
+BEHAVIOUR_EXPECTATIONS = ("decrease", "increase", "unchanged")
+
+
 @dataclass(frozen=True)
 class BehaviourSpec:
     """A directional expectation: changing one input should move the prediction one way.
@@ -56,9 +59,9 @@ class BehaviourSpec:
     Attributes:
         name: Identifier shown in reports.
         column: Column that is changed.
-        from_value: Value rows are set to before the change.
-        to_value: Value rows are set to after the change.
-        expect: "decrease", "increase" or "unchanged".
+        from_value: The value of the rows that are tested (None or "*": every row).
+        to_value: The value those rows are changed to.
+        expect: "decrease", "increase" or "unchanged" (the prediction moves by at most 0.01).
         min_fraction: Fraction of rows for which the expectation must hold.
     """
 
@@ -185,6 +188,15 @@ def _column(name: str, raw: dict[str, Any], where: str) -> ColumnSpec:
     )
 
 
+def _expectation(value: Any, where: str) -> str:
+    if value not in BEHAVIOUR_EXPECTATIONS:
+        raise SpecError(
+            f"{where}.behaviours.expect: {value!r} is not one of "
+            f"{', '.join(BEHAVIOUR_EXPECTATIONS)}"
+        )
+    return value
+
+
 def _fraction(value: Any, where: str) -> float:
     number = _number(value, f"{where}.max_null_fraction")
     if not 0.0 <= number <= 1.0:
@@ -243,7 +255,7 @@ def parse_spec(raw: dict[str, Any], where: str = "<spec>") -> DatasetSpec:
             column=_require(b, "column", f"{where}.behaviours"),
             from_value=_require(b, "from", f"{where}.behaviours"),
             to_value=_require(b, "to", f"{where}.behaviours"),
-            expect=_require(b, "expect", f"{where}.behaviours"),
+            expect=_expectation(_require(b, "expect", f"{where}.behaviours"), where),
             min_fraction=float(b.get("min_fraction", 0.9)),
         )
         for b in raw.get("behaviours", ()) or ()
