@@ -16,7 +16,12 @@ COPY pyproject.toml constraints.txt README.md workspace.yaml ./
 COPY mlplatform/ mlplatform/
 
 RUN pip install -c constraints.txt -e . \
- && mkdir -p /data/mlplatform
+ && mkdir -p /data/mlplatform /data/storage
+
+# There is no .git in the image: the commit is baked in at build time and recorded with every
+# model trained here (docker build --build-arg GIT_COMMIT=$(git rev-parse HEAD) .).
+ARG GIT_COMMIT=unknown
+ENV MLPLATFORM_CODE_VERSION=${GIT_COMMIT}
 
 # No CMD: the Helm chart (dagster api grpc ...) and k8s/mlflow.yaml (mlflow server ...)
 # set the command for each workload.
