@@ -18,14 +18,14 @@ def _print_evaluation(evaluation, deployment) -> None:
     if tests is not None:
         tested = [s for s in tests.slices if not s.skipped]
         print(
-            f"  model tests: {len(tested) - len(tests.failed_slices)}/{len(tested)} slices above "
-            f"{tests.min_slice_auc} (Holm), "
+            f"  model tests: {len(tests.failed_slices)}/{len(tested)} slices credibly below "
+            f"{tests.min_slice_auc} (Holm), {len(tests.weak_slices)} below by point estimate, "
             f"{len(tests.behaviours) - len(tests.failed_behaviours)}/{len(tests.behaviours)} "
             f"behaviours, coverage {'ok' if not tests.failed_coverage else 'FAILED'}, "
             f"ECE {tests.calibration.ece:.3f}, detectable delta "
             f"{tests.power.minimum_detectable_delta:.4f}"
         )
-    print(f"  decision: {'PROMOTE' if evaluation.should_promote else 'KEEP'} - {evaluation.reason}")
+    print(f"  decision: {evaluation.decision} - {evaluation.reason}")
     if deployment is not None:
         print(
             f"  champion now: v{deployment.champion_version} "

@@ -11,7 +11,6 @@ import dagster as dg
 import mlflow
 import numpy as np
 import pytest
-import yaml
 from mlflow import MlflowClient
 
 from mlplatform.datasets.spec import load_spec
@@ -193,73 +192,3 @@ def test_a_model_records_its_code_seed_and_exact_environment(platform, instance)
     for name in ("mlflow", "scikit-learn", "pandas", "numpy", "scipy", "skops"):
         assert f"{name}=={metadata.version(name)}" in requirements, name
     assert f"python: {platform_module.python_version()}" in (local / "python_env.yaml").read_text()
-
-
-MODEL_CHECKS = {
-    "challenger_auc_above_threshold",
-    "slice_auc_above_threshold",
-    "behavioural_expectations",
-    "prediction_coverage",
-    "calibration",
-    "holdout_power",
-}
-
-
-def test_a_truly_better_challenger_is_promoted_and_the_old_champion_kept_as_previous(
-    platform, instance
-):
-    # A deliberately weak champion (one stump), let through by lowered AUC and slice gates.
-    weak = retrain(
-        platform,
-        instance,
-        training={"max_iter": 1, "max_depth": 1},
-        min_auc="0.5",
-        min_slice_auc=0.0,
-    )
-    assert weak.success, weak
-    strong = retrain(platform, instance)
-    assert strong.success
-    evaluation = strong.asset_value("evaluation")
-    assert evaluation.difference.low > 0.005 and evaluation.should_promote
-    assert evaluation.decision == "PROMOTE"
-    model_name = evaluation.model_name
-    assert _aliases(platform, model_name) == {CHALLENGER: "2", CHAMPION: "2", PREVIOUS: "1"}
-    client = MlflowClient(tracking_uri=platform.tracking_uri)
-    tags = client.get_model_version(model_name, "2").tags
-    assert tags["decision"] == "PROMOTE" and tags["compared_with_champion"] == "1"
-    checks = {e.check_name: e for e in strong.get_asset_check_evaluations()}
-    assert MODEL_CHECKS <= set(checks)
-    for name in MODEL_CHECKS - {"calibration", "holdout_power"}:
-        assert checks[name].passed, (name, checks[name].description)
-    metadata = instance.get_latest_materialization_event(
-        dg.AssetKey("evaluation")
-    ).asset_materialization.metadata
-    for key in ("slices", "behaviours", "prediction_coverage", "calibration"):
-        assert "|" in metadata[key].value, key
-    assert "p-value" in metadata["decision"].value
-
-
-def test_a_broken_behavioural_expectation_blocks_deployment(platform, instance, tmp_path):
-    spec = load_spec(platform.env["MLPLATFORM_DATASET"])
-    raw = yaml.safe_load(Path(platform.env["MLPLATFORM_DATASET"]).read_text())
-    # Longer contracts lower churn in this world: expecting the opposite must fail.
-    raw["behaviours"] = [
-        {
-            "name": "longer_contract_raises_churn",
-            "column": "contract_type",
-            "from": "monthly",
-            "to": "annual",
-            "expect": "increase",
-            "min_fraction": 0.9,
-        }
-    ]
-    wrong = tmp_path / "wrong_behaviour.yaml"
-    wrong.write_text(yaml.safe_dump(raw))
-    assert spec.behaviours and spec.behaviours[0].expect == "decrease"
-    result = retrain(platform, instance, dataset=str(wrong))
-    assert not result.success
-    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
-    failed = checks["behavioural_expectations"]
-    assert not failed.passed and failed.severity == dg.AssetCheckSeverity.ERROR
-    assert "longer_contract_raises_churn" in failed.description
-    assert materialized_count(instance, "deployed_model") == 0

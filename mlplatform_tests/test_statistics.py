@@ -139,6 +139,8 @@ def test_gate_promotes_equally_good_models_at_most_5_percent_of_the_time():
     sims = 2_000
     rates, _ = promotion_rates(21, sims, 5_000, 0.80, 0.80, 0.85, (0.0, 0.005))
     assert rates[0.0] <= 0.05 + 3 * mc_se(0.05, sims)
+    # Sharper: a correct SE gives the nominal one-sided 2.5%; an SE off by a quarter would not.
+    assert rates[0.0] == pytest.approx(0.025, abs=3 * mc_se(0.025, sims))
     assert rates[0.005] <= rates[0.0]
     assert rates[0.005] <= 0.01
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import stats
 
 from mlplatform.ml.metrics import AucDifference, AucEstimate, auc_with_ci, paired_auc_difference
 from mlplatform.ml.test_report import ModelTestReport
@@ -51,13 +52,41 @@ class Evaluation:
         return self.difference is None or self.difference.low > self.min_delta
 
     @property
+    def failed_tests(self) -> list[str]:
+        """The blocking model tests the challenger failed (slices, behaviours, coverage)."""
+        if self.tests is None:
+            return []
+        t = self.tests
+        return (
+            [f"slice {s.column}={s.value} below {t.min_slice_auc}" for s in t.failed_slices]
+            + [f"behaviour {b.name}" for b in t.failed_behaviours]
+            + [f"prediction coverage ({c.variant})" for c in t.failed_coverage]
+        )
+
+    @property
     def should_promote(self) -> bool:
-        """Both gates pass."""
-        return self.clears_auc_threshold and self.beats_champion
+        """Both gates pass and no blocking model test failed."""
+        return self.clears_auc_threshold and self.beats_champion and not self.failed_tests
+
+    @property
+    def gate_p_value(self) -> float | None:
+        """One-sided p-value of H0 "delta <= min_delta": below 0.025 exactly when the lower
+        bound of the 95% interval exceeds ``min_delta``, i.e. when the gate passes."""
+        d = self.difference
+        if d is None:
+            return None
+        if d.se == 0.0:
+            return 0.0 if d.delta > self.min_delta else 1.0
+        return float(stats.norm.sf((d.delta - self.min_delta) / d.se))
 
     @property
     def reason(self) -> str:
         """Why the challenger will or will not replace the champion."""
+        if self.failed_tests:
+            return (
+                f"challenger v{self.challenger_version} failed blocking model tests: "
+                + "; ".join(self.failed_tests)
+            )
         if not self.clears_auc_threshold:
             return (
                 f"challenger v{self.challenger_version} {self.challenger.describe()}: lower "
@@ -96,7 +125,8 @@ class Evaluation:
             d = self.difference
             rows.append(
                 f"| delta (paired DeLong) | | {d.delta:+.4f} | [{d.low:+.4f}, {d.high:+.4f}] "
-                f"| {d.p_value:.4g} |"
+                f"| {self.gate_p_value:.4g} (H0: delta <= {self.min_delta}); "
+                f"{d.p_value:.4g} (H0: delta = 0) |"
             )
         return "\n".join(rows) + (
             f"\n\n**Decision: {self.decision}**: {self.reason}\n\n"

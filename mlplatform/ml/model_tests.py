@@ -55,8 +55,13 @@ class SliceResult:
 
     @property
     def status(self) -> str:
-        """ "skipped", "failed" or "passed"."""
-        return "skipped" if self.skipped else "failed" if self.failed else "passed"
+        """ "skipped", "failed", "below, not significant" or "passed"."""
+        if self.skipped:
+            return "skipped"
+        if self.failed:
+            return "failed"
+        # p < 0.5 means the point estimate is under the threshold: not credible, but worth seeing.
+        return "below, not significant" if (self.p_value or 1.0) < 0.5 else "passed"
 
 
 def holm(p_values) -> np.ndarray:
@@ -162,7 +167,7 @@ class BehaviourResult:
             most ``tolerance`` for invariance).
         mean_change: Mean prediction after minus before.
         min_fraction: Required share.
-        passed: ``fraction >= min_fraction`` (False when no row could be tested).
+        passed: ``fraction > min_fraction`` (False when no row could be tested).
         skipped: Why nothing was tested, or None.
     """
 
@@ -227,7 +232,8 @@ def behaviour_test(
         rows_tested=len(change),
         fraction=fraction,
         mean_change=float(np.mean(change)),
-        passed=fraction >= behaviour.min_fraction,
+        # "More than 90% of rows": the share must exceed the required fraction.
+        passed=fraction > behaviour.min_fraction,
     )
 
 

@@ -9,7 +9,19 @@ from importlib import metadata
 from pathlib import Path
 
 # Distributions a logged pipeline needs at load time, pinned to the versions that trained it.
-PIPELINE_DISTRIBUTIONS = ("mlflow", "scikit-learn", "pandas", "numpy", "scipy", "skops")
+# The pipeline's own feature code (mlplatform) travels with the model as code (code_paths);
+# pyyaml is what that code imports beyond these.
+PIPELINE_DISTRIBUTIONS = (
+    "mlflow",
+    "scikit-learn",
+    "pandas",
+    "numpy",
+    "scipy",
+    "skops",
+    "joblib",
+    "threadpoolctl",
+    "pyyaml",
+)
 
 
 def pinned_requirements(distributions=PIPELINE_DISTRIBUTIONS) -> list[str]:
@@ -42,7 +54,8 @@ def _git(root: Path, *args: str) -> str | None:
 def code_version(root: Path) -> dict[str, str]:
     """The code a model is trained with: git commit and whether the tree had local changes.
 
-    ``MLPLATFORM_CODE_VERSION`` (set by an image build, where there is no .git) wins.
+    A git checkout wins; without one (an image), ``MLPLATFORM_CODE_VERSION`` set at build time
+    names the code.
 
     Args:
         root: The project checkout.
@@ -50,13 +63,12 @@ def code_version(root: Path) -> dict[str, str]:
     Returns:
         Tags ``git_commit``, ``git_dirty`` and ``code_version`` ("unknown" without git).
     """
-    baked = os.environ.get("MLPLATFORM_CODE_VERSION", "").strip()
-    if baked:
-        return {"git_commit": baked, "git_dirty": "unknown", "code_version": baked}
-    commit = _git(root, "rev-parse", "HEAD")
+    commit = _git(root, "rev-parse", "HEAD") if (root / ".git").exists() else None
     if commit is None:
-        return {"git_commit": "unknown", "git_dirty": "unknown", "code_version": "unknown"}
-    dirty = bool(_git(root, "status", "--porcelain", "--untracked-files=no"))
+        baked = os.environ.get("MLPLATFORM_CODE_VERSION", "").strip() or "unknown"
+        return {"git_commit": baked, "git_dirty": "unknown", "code_version": baked}
+    # New, untracked modules of the package count: a model trained with them is not the commit.
+    dirty = bool(_git(root, "status", "--porcelain", "--", "mlplatform", "pyproject.toml"))
     return {
         "git_commit": commit,
         "git_dirty": str(dirty).lower(),

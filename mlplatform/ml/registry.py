@@ -96,6 +96,9 @@ def log_and_register(
         # Exact versions of what the pipeline needs (MLflow's requirements.txt and
         # python_env.yaml, with this interpreter's version): serving must match training.
         pip_requirements=pinned_requirements(),
+        # The feature code the pickled pipeline refers to, so the artefact loads (and rolls
+        # back) with the code it was trained with, also where mlplatform is not installed.
+        code_paths=[str(Path(__file__).resolve().parents[1])],
     )
     return RegisteredModel(
         name=model_name,

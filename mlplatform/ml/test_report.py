@@ -45,6 +45,11 @@ class ModelTestReport:
         return [s for s in self.slices if s.failed]
 
     @property
+    def weak_slices(self) -> list[SliceResult]:
+        """Slices whose AUC estimate is under the threshold, though not credibly so."""
+        return [s for s in self.slices if s.status == "below, not significant"]
+
+    @property
     def failed_behaviours(self) -> list[BehaviourResult]:
         """Behavioural expectations the model does not meet."""
         return [b for b in self.behaviours if not b.passed]

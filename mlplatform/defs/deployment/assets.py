@@ -4,7 +4,17 @@ import dagster as dg
 
 from mlplatform.defs.training.resources import MLflowResource
 from mlplatform.ml.evaluation import Evaluation
-from mlplatform.ml.registry import CHAMPION, PREVIOUS, promote_to_champion, version_for_alias
+from mlplatform.ml.registry import (
+    CHALLENGER,
+    CHAMPION,
+    PREVIOUS,
+    promote_to_champion,
+    version_for_alias,
+)
+
+
+class StaleDecisionError(RuntimeError):
+    """The registry changed after the evaluation that decided the promotion."""
 
 
 @dataclass(frozen=True)
@@ -26,6 +36,20 @@ def deployed_model(
     client = mlflow_tracking.client()
     name = evaluation.model_name
     if evaluation.should_promote:
+        # The decision compared the challenger with one champion on one holdout; if the
+        # registry moved since (a rollback, a newer challenger, a concurrent deploy), it no
+        # longer applies: refuse rather than promote on a stale comparison.
+        current = version_for_alias(client, name, CHAMPION)
+        latest_challenger = version_for_alias(client, name, CHALLENGER)
+        if current != evaluation.champion_version or (
+            latest_challenger != evaluation.challenger_version
+        ):
+            raise StaleDecisionError(
+                f"{name}: the evaluation compared challenger v{evaluation.challenger_version} "
+                f"with champion v{evaluation.champion_version or 'none'}, but the registry now "
+                f"has champion v{current or 'none'} and challenger v{latest_challenger}; "
+                "re-run evaluation"
+            )
         promote_to_champion(client, name, evaluation.challenger_version)
         context.log.info(f"promoted {name} v{evaluation.challenger_version}: {evaluation.reason}")
     else:

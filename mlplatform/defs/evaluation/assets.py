@@ -80,6 +80,7 @@ def evaluation(
                     "delta_vs_champion": result.difference.delta,
                     "delta_vs_champion_ci_low": result.difference.low,
                     "delta_vs_champion_p_value": result.difference.p_value,
+                    "gate_p_value": result.gate_p_value,
                 }
             )
         mlflow.log_figure(figure, "evaluation/roc.png")
@@ -93,9 +94,14 @@ def evaluation(
         "decision": result.decision,
         "decision_reason": result.reason[:4900],
         "compared_with_champion": champion_version or "none",
+        "min_auc": str(result.min_auc),
+        "min_delta": str(result.min_delta),
+        "failed_model_tests": "; ".join(result.failed_tests)[:4900] or "none",
     }
     if result.difference is not None:
         decision_tags["delta_ci"] = f"[{result.difference.low:+.4f}, {result.difference.high:+.4f}]"
+        decision_tags["gate_p_value"] = f"{result.gate_p_value:.4g}"
+        decision_tags["champion_auc"] = f"{result.champion.auc:.4f}"
     for key, value in decision_tags.items():
         client.set_model_version_tag(name, challenger_model.version, key, value)
     metadata = {
@@ -120,4 +126,5 @@ def evaluation(
         metadata["champion_auc"] = result.champion.auc
         metadata["delta_ci_low"] = result.difference.low
         metadata["delta_p_value"] = result.difference.p_value
+        metadata["gate_p_value"] = result.gate_p_value
     return dg.Output(result, metadata=metadata)

@@ -10,7 +10,11 @@ def challenger_auc_above_threshold(evaluation: Evaluation) -> dg.AssetCheckResul
     return dg.AssetCheckResult(
         passed=evaluation.clears_auc_threshold,
         severity=dg.AssetCheckSeverity.ERROR,
-        description=evaluation.reason,
+        description=(
+            f"challenger v{evaluation.challenger_version} {estimate.describe()}: lower bound "
+            f"{estimate.low:.3f} {'>=' if evaluation.clears_auc_threshold else 'is below'} "
+            f"{evaluation.min_auc:.3f}"
+        ),
         metadata={
             "holdout_auc": estimate.auc,
             "ci_low": estimate.low,
@@ -32,20 +36,27 @@ def slice_auc_above_threshold(evaluation: Evaluation) -> dg.AssetCheckResult:
     """No slice of the spec is credibly below the slice AUC threshold (Holm across slices)."""
     report = _report(evaluation)
     failed = report.failed_slices
+
+    def line(s, verdict):
+        return (
+            f"{s.column}={s.value}: AUC {s.estimate.auc:.3f} [{s.estimate.low:.3f}, "
+            f"{s.estimate.high:.3f}] {verdict} {report.min_slice_auc} "
+            f"(Holm p {s.adjusted_p_value:.3g})"
+        )
+
+    lines = [line(s, "credibly below") for s in failed] + [
+        line(s, "below, not significantly,") for s in report.weak_slices
+    ]
     return dg.AssetCheckResult(
         passed=not failed,
         severity=dg.AssetCheckSeverity.ERROR,
-        description="; ".join(
-            f"{s.column}={s.value}: AUC {s.estimate.auc:.3f} [{s.estimate.low:.3f}, "
-            f"{s.estimate.high:.3f}] below {report.min_slice_auc} (Holm p {s.adjusted_p_value:.3g})"
-            for s in failed
-        )
-        or None,
+        description="; ".join(lines) or None,
         metadata={
             "slices": dg.MetadataValue.md(report.slices_markdown()),
             "tested": sum(1 for s in report.slices if not s.skipped),
             "skipped": sum(1 for s in report.slices if s.skipped),
             "failed": len(failed),
+            "below_not_significant": len(report.weak_slices),
         },
     )
 
@@ -107,7 +118,7 @@ def calibration(evaluation: Evaluation) -> dg.AssetCheckResult:
 
 @dg.asset_check(asset="evaluation")
 def holdout_power(evaluation: Evaluation) -> dg.AssetCheckResult:
-    """The holdout can detect an improvement of min_delta with 80% power."""
+    """The holdout resolves AUC differences of min_delta (80% power of the paired test)."""
     power = _report(evaluation).power
     summary = (
         f"smallest AUC improvement detectable at 80% power: {power.minimum_detectable_delta:.4f} "
@@ -115,11 +126,14 @@ def holdout_power(evaluation: Evaluation) -> dg.AssetCheckResult:
         + (", assumed: no champion yet" if power.assumed else ", paired")
         + f"); min_delta {power.min_delta}"
     )
+    # Without a champion the paired SE is a guess (correlation 0.5): report it, do not warn.
+    warn = power.warn and not power.assumed
     return dg.AssetCheckResult(
-        passed=not power.warn,
+        passed=not warn,
         severity=dg.AssetCheckSeverity.WARN,
         description=summary
-        + (": the holdout is too small for the decision it is asked to make" if power.warn else ""),
+        + f"; the gate passes with 80% power at a true delta of {power.delta_for_power_at_gate:.4f}"
+        + (": the holdout is too small for the decision it is asked to make" if warn else ""),
         metadata={
             "minimum_detectable_delta": power.minimum_detectable_delta,
             "se_diff": power.se_diff,
