@@ -144,6 +144,7 @@ def run_model_tests(
     min_slice_auc: float = 0.74,
     min_slice_rows: int = 30,
     max_ece: float = 0.05,
+    served_predict: Predict | None = None,
 ) -> ModelTestReport:
     """Runs every model test of the issue on the fixed holdout.
 
@@ -159,6 +160,8 @@ def run_model_tests(
         min_slice_auc: Slice AUC threshold, tested with a Holm correction.
         min_slice_rows: Smaller slices are skipped.
         max_ece: Calibration warning threshold.
+        served_predict: The model as serving loads it (MLflow pyfunc, with its schema checks),
+            for the coverage test; ``predict`` when None.
 
     Returns:
         The report.
@@ -171,7 +174,7 @@ def run_model_tests(
         threshold=min_slice_auc,
     )
     behaviours = tuple(behaviour_test(predict, holdout_rows, b) for b in spec.behaviours)
-    coverage = tuple(prediction_coverage(predict, holdout_rows, spec))
+    coverage = tuple(prediction_coverage(served_predict or predict, holdout_rows, spec))
     return ModelTestReport(
         slices=tuple(slices),
         behaviours=behaviours,

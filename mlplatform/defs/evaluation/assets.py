@@ -2,6 +2,8 @@ import dataclasses
 
 import dagster as dg
 import mlflow
+import mlflow.pyfunc
+import numpy as np
 
 from mlplatform.defs.data.resources import DatasetResource
 from mlplatform.defs.evaluation.resources import GatePolicy
@@ -16,6 +18,7 @@ from mlplatform.ml.training import churn_scores, labels, model_input
 
 @dg.asset(group_name="evaluation", kinds={"mlflow"}, code_version="1")
 def evaluation(
+    context: dg.AssetExecutionContext,
     challenger_model: RegisteredModel,
     features: FeatureSet,
     dataset: DatasetResource,
@@ -30,6 +33,15 @@ def evaluation(
     challenger_pipeline = load_pipeline(name, challenger_model.version)
     challenger_scores = churn_scores(challenger_pipeline, holdout_inputs)
     champion_version = version_for_alias(client, name, CHAMPION)
+    if champion_version is not None:
+        judged_on = client.get_model_version(name, champion_version).tags.get("holdout_version")
+        if judged_on and judged_on != features.holdout_version:
+            # After reset-holdout the champion may have trained on rows now in the holdout,
+            # which flatters it: the comparison still runs, but nobody should miss this.
+            context.log.warning(
+                f"champion v{champion_version} was trained with holdout {judged_on}; the "
+                f"current holdout is {features.holdout_version}: its AUC may be optimistic"
+            )
     champion_scores = None
     if champion_version is not None and champion_version != challenger_model.version:
         champion_scores = churn_scores(load_pipeline(name, champion_version), holdout_inputs)
@@ -47,6 +59,8 @@ def evaluation(
         min_delta=gates.min_delta_value,
     )
     holdout_labels = labels(features.holdout, spec)
+    # Coverage goes through the registered pyfunc, the way serving loads the model.
+    served = mlflow.pyfunc.load_model(challenger_model.model_uri)
     report = run_model_tests(
         lambda rows: churn_scores(challenger_pipeline, model_input(rows, spec)),
         holdout_inputs,
@@ -59,6 +73,7 @@ def evaluation(
         min_slice_auc=gates.min_slice_auc,
         min_slice_rows=gates.min_slice_rows,
         max_ece=gates.max_calibration_error,
+        served_predict=lambda rows: np.asarray(served.predict(model_input(rows, spec)))[:, 1],
     )
     result = dataclasses.replace(result, tests=report)
     curves = {f"challenger v{challenger_model.version}": (challenger_scores, result.challenger)}
