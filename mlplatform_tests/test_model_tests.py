@@ -14,18 +14,22 @@ from scipy import stats
 from mlplatform.datasets.spec import SPEC_DIR, BehaviourSpec, load_spec, parse_spec
 from mlplatform.datasets.synthetic import generate_batch
 from mlplatform.datasets.validation import enforce_spec
-from mlplatform.ml.metrics import (
-    auc_with_ci,
+from mlplatform.ml.coverage import (
+    prediction_coverage,
+)
+from mlplatform.ml.diagnostics import (
     calibration,
     minimum_detectable_delta,
-    paired_auc_difference,
     power_check,
+)
+from mlplatform.ml.metrics import (
+    auc_with_ci,
+    paired_auc_difference,
 )
 from mlplatform.ml.model_tests import (
     UNSEEN,
     behaviour_test,
     holm,
-    prediction_coverage,
     slice_aucs,
 )
 from mlplatform.ml.training import TrainingParams, churn_scores, model_input, train_pipeline

@@ -14,10 +14,12 @@ import pytest
 from scipy import stats
 from sklearn.metrics import roc_auc_score
 
+from mlplatform.ml.diagnostics import (
+    minimum_detectable_delta,
+)
 from mlplatform.ml.evaluation import evaluate_on_holdout
 from mlplatform.ml.metrics import (
     auc_with_ci,
-    minimum_detectable_delta,
     paired_auc_difference,
 )
 

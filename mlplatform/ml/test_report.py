@@ -8,21 +8,25 @@ import numpy as np
 import pandas as pd
 
 from mlplatform.datasets.spec import DatasetSpec
-from mlplatform.ml.metrics import (
-    AucDifference,
-    AucEstimate,
+from mlplatform.ml.coverage import (
+    CoverageResult,
+    prediction_coverage,
+)
+from mlplatform.ml.diagnostics import (
     Calibration,
     PowerCheck,
     calibration,
     power_check,
 )
+from mlplatform.ml.metrics import (
+    AucDifference,
+    AucEstimate,
+)
 from mlplatform.ml.model_tests import (
     BehaviourResult,
-    CoverageResult,
     Predict,
     SliceResult,
     behaviour_test,
-    prediction_coverage,
     slice_aucs,
 )
 
