@@ -147,3 +147,14 @@ def test_dagster_definitions_validate_accepts_the_workspace(platform, subprocess
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "passed validation" in result.stdout + result.stderr
+
+
+def test_the_drift_sensor_and_code_change_automation_are_defined(graph):
+    sensor = defs.resolve_sensor_def("psi_drift_sensor")
+    assert sensor.job_name == "retrain_job"
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    assert dg.AssetKey("drift_report") in graph.get_all_asset_keys()
+    condition = graph.get(dg.AssetKey("challenger_model")).automation_condition
+    assert condition is not None and "code change" in condition.get_label()
+    for asset in ("evaluation", "deployed_model"):
+        assert graph.get(dg.AssetKey(asset)).automation_condition is not None

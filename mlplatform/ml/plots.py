@@ -56,3 +56,29 @@ def png_bytes(figure) -> bytes:
 def markdown_image(png: bytes, alt: str) -> str:
     """A markdown image with the PNG inline (the Dagster UI renders it in asset metadata)."""
     return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode('ascii')})"
+
+
+def psi_bar_chart(psi_by_feature: dict[str, float], watch: float = 0.1, drift: float = 0.2):
+    """PSI per feature as horizontal bars, with the watch and drift thresholds as lines.
+
+    Returns:
+        A matplotlib Figure.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    names = list(psi_by_feature)
+    values = [psi_by_feature[n] for n in names]
+    figure = Figure(figsize=(4.6, 0.35 * len(names) + 1.0), dpi=90)
+    axes = figure.add_subplot()
+    colours = ["#d62728" if v > drift else "#ff7f0e" if v > watch else "#2ca02c" for v in values]
+    axes.barh(names, values, color=colours)
+    axes.axvline(watch, linestyle="--", color="#ff7f0e", linewidth=1, label=f"watch {watch}")
+    axes.axvline(drift, linestyle="--", color="#d62728", linewidth=1, label=f"drift {drift}")
+    axes.invert_yaxis()
+    axes.set_xlabel("PSI vs the champion's training data")
+    axes.legend(fontsize=7, loc="lower right")
+    figure.tight_layout()
+    return figure

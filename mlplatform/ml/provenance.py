@@ -74,3 +74,21 @@ def code_version(root: Path) -> dict[str, str]:
         "git_dirty": str(dirty).lower(),
         "code_version": commit[:12] + ("-dirty" if dirty else ""),
     }
+
+
+def source_digest(*modules) -> str:
+    """A short hash of the source of these modules: a code version that changes with the code.
+
+    Args:
+        *modules: Imported modules (e.g. the training and feature code).
+
+    Returns:
+        16 hex characters.
+    """
+    import hashlib
+    import inspect
+
+    digest = hashlib.sha256()
+    for module in modules:
+        digest.update(inspect.getsource(module).encode())
+    return digest.hexdigest()[:16]

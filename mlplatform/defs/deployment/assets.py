@@ -28,7 +28,13 @@ class Deployment:
     reason: str
 
 
-@dg.asset(group_name="deployment", kinds={"mlflow"}, code_version="1")
+@dg.asset(
+    group_name="deployment",
+    kinds={"mlflow"},
+    code_version="2",
+    automation_condition=dg.AutomationCondition.eager()
+    & dg.AutomationCondition.all_deps_blocking_checks_passed(),
+)
 def deployed_model(
     context: dg.AssetExecutionContext, evaluation: Evaluation, mlflow_tracking: MLflowResource
 ) -> dg.Output:

@@ -16,7 +16,14 @@ from mlplatform.ml.test_report import run_model_tests
 from mlplatform.ml.training import churn_scores, labels, model_input
 
 
-@dg.asset(group_name="evaluation", kinds={"mlflow"}, code_version="1")
+@dg.asset(
+    group_name="evaluation",
+    kinds={"mlflow"},
+    code_version="2",
+    # Follows a challenger that automation trained; never past a failed blocking check.
+    automation_condition=dg.AutomationCondition.eager()
+    & dg.AutomationCondition.all_deps_blocking_checks_passed(),
+)
 def evaluation(
     context: dg.AssetExecutionContext,
     challenger_model: RegisteredModel,

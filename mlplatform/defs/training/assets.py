@@ -4,12 +4,15 @@ from pydantic import Field
 
 from mlplatform.defs.data.resources import DatasetResource
 from mlplatform.defs.training.resources import MLflowResource
+from mlplatform.features import engineer, library, sets
 from mlplatform.features.sets import FeatureSet
+from mlplatform.ml import training
 from mlplatform.ml.lineage import HOLDOUT, TRAINING, log_dataset, log_training_window
 from mlplatform.ml.metrics import auc_with_ci
-from mlplatform.ml.provenance import code_version, environment_tags
+from mlplatform.ml.provenance import code_version, environment_tags, source_digest
 from mlplatform.ml.registry import CHALLENGER, RegisteredModel, log_and_register
 from mlplatform.ml.training import TrainingParams, churn_scores, labels, model_input, train_pipeline
+from mlplatform.monitoring.profiles import log_reference_profile
 from mlplatform.paths import PROJECT_ROOT
 
 
@@ -38,7 +41,28 @@ class TrainingConfig(dg.Config):
         )
 
 
-@dg.asset(group_name="training", kinds={"sklearn", "mlflow"}, code_version="1")
+# Changes whenever the training or feature code does, so Dagster can see a code change.
+TRAINING_CODE_VERSION = source_digest(training, engineer, library, sets)
+
+# A new training code version makes the retrain path eligible, once, when its inputs are there
+# and every blocking check upstream passed.
+RETRAIN_ON_CODE_CHANGE = (
+    dg.AutomationCondition.code_version_changed().since(
+        dg.AutomationCondition.newly_requested() | dg.AutomationCondition.newly_updated()
+    )
+    & ~dg.AutomationCondition.any_deps_missing()
+    & ~dg.AutomationCondition.any_deps_in_progress()
+    & ~dg.AutomationCondition.in_progress()
+    & dg.AutomationCondition.all_deps_blocking_checks_passed()
+).with_label("retrain on a training code change")
+
+
+@dg.asset(
+    group_name="training",
+    kinds={"sklearn", "mlflow"},
+    code_version=TRAINING_CODE_VERSION,
+    automation_condition=RETRAIN_ON_CODE_CHANGE,
+)
 def challenger_model(
     context: dg.AssetExecutionContext,
     config: TrainingConfig,
@@ -80,6 +104,8 @@ def challenger_model(
         )
         log_training_window(features.window, features.window_versions, features.holdout_path)
         pipeline = train_pipeline(train, spec, params)
+        # What the drift sensor compares new days with while this version is champion.
+        log_reference_profile(train, spec)
         train_inputs = model_input(train, spec)
         train_auc = auc_with_ci(labels(train, spec), churn_scores(pipeline, train_inputs))
         mlflow.log_metrics({"train_auc": train_auc.auc, "train_rows": len(train)})
