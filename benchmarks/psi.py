@@ -35,8 +35,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mlplatform.monitoring import drift
-from mlplatform.monitoring.drift import build_profile, feature_psi, psi
+from mlplatform.monitoring.drift import feature_psi, psi
+from mlplatform.monitoring.reference import build_profile
 
 MAX_FLOOR_RATIO = 3.0
 MIN_SPEEDUP = 50.0
@@ -148,9 +148,9 @@ def main() -> int:
     ours = median_of(args.repeats, lambda: feature_psi(profile, current))
     floor = median_of(args.repeats, lambda: floor_pass(current, numeric, categorical))
     numeric_sum = median_of(args.repeats, lambda: floor_pass(current, numeric, []))
-    original, drift._COMPARE_MAX_EDGES = drift._COMPARE_MAX_EDGES, -1
+    original, reference._COMPARE_MAX_EDGES = reference._COMPARE_MAX_EDGES, -1
     searchsorted = median_of(args.repeats, lambda: feature_psi(profile, current))
-    drift._COMPARE_MAX_EDGES = original
+    reference._COMPARE_MAX_EDGES = original
     naive = median_of(args.repeats, lambda: naive_psi(profile, current))
     try:
         import evidently

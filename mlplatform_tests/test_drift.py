@@ -15,6 +15,11 @@ from hypothesis import strategies as st
 from mlplatform.datasets.spec import load_spec
 from mlplatform.datasets.synthetic import DriftConfig, FaultConfig, generate_batch
 from mlplatform.monitoring.drift import (
+    expected_psi_no_drift,
+    feature_psi,
+    psi,
+)
+from mlplatform.monitoring.reference import (
     MISSING_LABEL,
     NAN_LABEL,
     UNSEEN_LABEL,
@@ -22,9 +27,6 @@ from mlplatform.monitoring.drift import (
     _bin_counts,
     build_profile,
     build_profile_for_spec,
-    expected_psi_no_drift,
-    feature_psi,
-    psi,
 )
 
 NUMERIC = ["tenure_months", "monthly_spend", "support_tickets", "last_login_hour"]

@@ -11,7 +11,7 @@ import pandas as pd
 from mlflow import MlflowClient
 
 from mlplatform.datasets.spec import DatasetSpec
-from mlplatform.monitoring.drift import ReferenceProfile, build_profile
+from mlplatform.monitoring.reference import ReferenceProfile, build_profile
 
 PROFILE_ARTIFACT = "drift/reference_profile.json"
 
