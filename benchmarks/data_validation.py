@@ -20,8 +20,6 @@ GX costs more than ``MAX_RATIO`` times the pandas baseline in any scenario, or d
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import sys
 import time
@@ -29,6 +27,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
+from report import machine_line, verdict
 
 from mlplatform.datasets.expectations import Rule, suite_rules
 from mlplatform.datasets.spec import parse_spec
@@ -221,9 +220,11 @@ def main() -> int:
     spec = wide_spec()
     rules = suite_rules(spec)
     print(
-        f"machine: {os.cpu_count()} CPUs, {platform.machine()}, python "
-        f"{platform.python_version()}, pandas {pd.__version__}, numpy {np.__version__}, "
-        f"great_expectations {great_expectations.__version__}"
+        machine_line(
+            pandas=pd.__version__,
+            numpy=np.__version__,
+            great_expectations=great_expectations.__version__,
+        )
     )
     print(f"great_expectations import: {import_seconds:.2f} s (paid once per process)")
     header = ("scenario", "rows x columns", "rules", "failing", "gx ms", "pandas ms", "ratio")
@@ -254,10 +255,7 @@ def main() -> int:
     widths = [max(len(row[i]) for row in [header, *table]) for i in range(len(header))]
     for row in [header, *table]:
         print("  ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=True)))
-    for problem in problems:
-        print(f"FAIL {problem}")
-    print("result: " + ("FAIL" if problems else f"ok (every ratio <= {MAX_RATIO:g}x)"))
-    return 1 if problems else 0
+    return verdict(problems, ok=f"ok (every ratio <= {MAX_RATIO:g}x)")
 
 
 if __name__ == "__main__":

@@ -19,14 +19,13 @@ Usage: ``python benchmarks/delong.py [--rows 1000000] [--repeats 5] [--resamples
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 import time
 from collections.abc import Callable
 
 import numpy as np
 import sklearn
+from report import machine_line, verdict
 from scipy import stats
 from sklearn.metrics import roc_auc_score
 
@@ -84,10 +83,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
 
-    print(
-        f"machine: {os.cpu_count()} CPUs, {platform.machine()} ({simd()}), python "
-        f"{platform.python_version()}, numpy {np.__version__}, scikit-learn {sklearn.__version__}"
-    )
+    print(machine_line(simd=simd(), numpy=np.__version__, **{"scikit-learn": sklearn.__version__}))
     y, a, b = holdout(args.rows, args.seed)
     distinct = len(np.unique(a))
     print(f"holdout: {args.rows} rows, {int(y.sum())} positives, {distinct} distinct scores")
@@ -134,10 +130,7 @@ def main() -> int:
         problems.append(f"bootstrap is only {bootstrap / delong:.0f}x slower than DeLong")
     if max(auc_error, delta_error) > AUC_TOLERANCE:
         problems.append(f"AUC differs from roc_auc_score by {max(auc_error, delta_error):.2e}")
-    for problem in problems:
-        print(f"FAIL {problem}")
-    print("result: " + ("FAIL" if problems else "ok (every goal met)"))
-    return 1 if problems else 0
+    return verdict(problems)
 
 
 if __name__ == "__main__":

@@ -24,8 +24,6 @@ Usage: ``python benchmarks/psi.py [--rows 1000000] [--repeats 3]`` (Evidently: `
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -34,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from report import machine_line, verdict
 
 from mlplatform.monitoring.drift import feature_psi, psi
 from mlplatform.monitoring.reference import build_profile
@@ -129,11 +128,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
 
-    print(
-        f"machine: {os.cpu_count()} CPUs, {platform.machine()}, {platform.processor() or '-'}, "
-        f"load {' '.join(f'{x:.1f}' for x in os.getloadavg())}, python "
-        f"{platform.python_version()}, numpy {np.__version__}, pandas {pd.__version__}"
-    )
+    print(machine_line(numpy=np.__version__, pandas=pd.__version__))
     reference = make_frame(args.rows, args.seed, shift=0.0)
     current = make_frame(args.rows, args.seed + 1, shift=0.1)
     numeric = [c for c in current.columns if not c.startswith("cat_")]
@@ -223,10 +218,7 @@ def main() -> int:
         problems.append(f"tick takes {tick_seconds:.2f} s >= {MAX_TICK_SECONDS:g} s")
     if error > PSI_TOLERANCE:
         problems.append(f"PSI differs from naive pandas by {error:.2e}")
-    for problem in problems:
-        print(f"FAIL {problem}")
-    print("result: " + ("FAIL" if problems else "ok (every goal met)"))
-    return 1 if problems else 0
+    return verdict(problems)
 
 
 if __name__ == "__main__":

@@ -71,24 +71,53 @@ def small_spec(tmp_path) -> Path:
     return write_spec(tmp_path, top={"training_window_days": len(TEST_DAYS)})
 
 
-@pytest.fixture
-def platform(tmp_path, monkeypatch, small_spec) -> Platform:
-    """Environment of an isolated platform, applied to os.environ for the test."""
+def isolated_platform(root: Path, dataset: Path | str) -> Platform:
+    """An isolated platform under ``root`` (its env is not applied to os.environ here)."""
     env = {
-        "DAGSTER_HOME": str(tmp_path / "dagster_home"),
-        "MLPLATFORM_HOME": str(tmp_path / "state"),
-        "MLPLATFORM_DATASET": str(small_spec),
+        "DAGSTER_HOME": str(root / "dagster_home"),
+        "MLPLATFORM_HOME": str(root / "state"),
+        "MLPLATFORM_DATASET": str(dataset),
         "MLPLATFORM_DATA_PATH": "",
         "MLPLATFORM_STORAGE": "",
-        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
-        "MLFLOW_ARTIFACT_ROOT": str(tmp_path / "artifacts"),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
+        "MLFLOW_ARTIFACT_ROOT": str(root / "artifacts"),
         "MLPLATFORM_MIN_AUC": "0.80",
         "MLPLATFORM_MIN_DELTA": "0.005",
     }
     Path(env["DAGSTER_HOME"]).mkdir()
-    for key, value in env.items():
+    return Platform(root, env)
+
+
+@pytest.fixture
+def platform(tmp_path, monkeypatch, small_spec) -> Platform:
+    """Environment of an isolated platform, applied to os.environ for the test."""
+    isolated = isolated_platform(tmp_path, small_spec)
+    for key, value in isolated.env.items():
         monkeypatch.setenv(key, value)
-    return Platform(tmp_path, env)
+    return isolated
+
+
+@pytest.fixture
+def instance(platform):
+    """A temporary Dagster instance with TEST_DAYS loaded and validated."""
+    import dagster as dg
+
+    with dg.instance_for_test() as test_instance:
+        assert all(run.success for run in load_days(platform, test_instance))
+        yield test_instance
+
+
+def aliases(platform, model_name: str) -> dict[str, str | None]:
+    """The challenger, champion and previous versions in the platform's registry."""
+    from mlflow import MlflowClient
+
+    from mlplatform.ml.registry import CHALLENGER, CHAMPION, PREVIOUS, version_for_alias
+
+    client = MlflowClient(tracking_uri=platform.tracking_uri, registry_uri=platform.tracking_uri)
+    return {
+        alias: version_for_alias(client, model_name, alias)
+        for alias in (CHALLENGER, CHAMPION, PREVIOUS)
+    }
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from pathlib import Path
 import dagster as dg
 import mlflow
 import numpy as np
-import pytest
 from mlflow import MlflowClient
 
 from mlplatform.datasets.spec import load_spec
@@ -20,31 +19,16 @@ from mlplatform.ml.registry import (
     CHAMPION,
     PREVIOUS,
     load_pipeline,
-    version_for_alias,
 )
 from mlplatform.ml.training import churn_scores, model_input
 from mlplatform_tests.conftest import (
     TEST_DAYS,
+    aliases,
     load_days,
     materialized_count,
     retrain,
     write_spec,
 )
-
-
-def _aliases(platform, model_name):
-    client = MlflowClient(tracking_uri=platform.tracking_uri, registry_uri=platform.tracking_uri)
-    return {
-        alias: version_for_alias(client, model_name, alias)
-        for alias in (CHALLENGER, CHAMPION, PREVIOUS)
-    }
-
-
-@pytest.fixture
-def instance(platform):
-    with dg.instance_for_test() as test_instance:
-        assert all(run.success for run in load_days(platform, test_instance))
-        yield test_instance
 
 
 def test_full_graph_registers_and_promotes_a_first_champion(platform, instance):
@@ -57,7 +41,7 @@ def test_full_graph_registers_and_promotes_a_first_champion(platform, instance):
     assert not set(features.train["customer_id"]) & set(features.holdout["customer_id"])
     assert evaluation.challenger.low <= evaluation.challenger.auc <= evaluation.challenger.high
     assert evaluation.challenger.low >= 0.80 and evaluation.champion is None
-    assert _aliases(platform, deployment.model_name) == {
+    assert aliases(platform, deployment.model_name) == {
         CHALLENGER: "1",
         CHAMPION: "1",
         PREVIOUS: None,
@@ -90,11 +74,11 @@ def test_second_challenger_is_compared_with_the_champion_on_the_same_holdout(pla
     evaluation = second.asset_value("evaluation")
     assert evaluation.champion_version == "1" and evaluation.challenger_version == "2"
     assert evaluation.difference is not None
-    aliases = _aliases(platform, evaluation.model_name)
+    current = aliases(platform, evaluation.model_name)
     if evaluation.should_promote:
-        assert aliases == {CHALLENGER: "2", CHAMPION: "2", PREVIOUS: "1"}
+        assert current == {CHALLENGER: "2", CHAMPION: "2", PREVIOUS: "1"}
     else:
-        assert aliases == {CHALLENGER: "2", CHAMPION: "1", PREVIOUS: None}
+        assert current == {CHALLENGER: "2", CHAMPION: "1", PREVIOUS: None}
 
 
 def test_auc_gate_blocks_deployment_and_keeps_the_champion(platform, instance):
@@ -106,7 +90,7 @@ def test_auc_gate_blocks_deployment_and_keeps_the_champion(platform, instance):
     assert checks["challenger_auc_above_threshold"].severity == dg.AssetCheckSeverity.ERROR
     assert materialized_count(instance, "deployed_model") == 1
     model_name = blocked.asset_value("evaluation").model_name
-    assert _aliases(platform, model_name)[CHAMPION] == "1"
+    assert aliases(platform, model_name)[CHAMPION] == "1"
 
 
 def test_training_reads_only_the_rolling_window(platform, instance):
@@ -152,7 +136,7 @@ def test_a_bad_day_fails_at_the_data_stage_and_keeps_its_last_good_version(
     # validated_data for that day still holds the good version; nothing downstream ran.
     assert materialized_count(instance, "validated_data") == len(TEST_DAYS)
     assert materialized_count(instance, "features") == 1
-    assert _aliases(platform, good.asset_value("deployed_model").model_name)[CHAMPION] == "1"
+    assert aliases(platform, good.asset_value("deployed_model").model_name)[CHAMPION] == "1"
 
 
 def test_retraining_on_the_same_data_version_and_seed_gives_the_same_model(platform, instance):

@@ -41,6 +41,7 @@ from mlplatform_tests.bad_deliveries import (
 )
 from mlplatform_tests.conftest import (
     Platform,
+    isolated_platform,
     load_days,
     materialized_count,
     retrain,
@@ -89,23 +90,11 @@ def lifecycle(tmp_path_factory) -> Iterator[Lifecycle]:
     spec = write_spec(
         root, top={"training_window_days": len(GOOD_DAYS)}, kind="csv", path=str(template)
     )
-    env = {
-        "DAGSTER_HOME": str(root / "dagster_home"),
-        "MLPLATFORM_HOME": str(root / "state"),
-        "MLPLATFORM_DATASET": str(spec),
-        "MLPLATFORM_DATA_PATH": "",
-        "MLPLATFORM_STORAGE": "",
-        "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
-        "MLFLOW_ARTIFACT_ROOT": str(root / "artifacts"),
-        "MLPLATFORM_MIN_AUC": "0.80",
-        "MLPLATFORM_MIN_DELTA": "0.005",
-    }
-    Path(env["DAGSTER_HOME"]).mkdir()
-    platform = Platform(root, env)
+    platform = isolated_platform(root, spec)
     for day in GOOD_DAYS:
         write_csv(good_frame(day), Path(str(template).replace("{date}", day)))
     with pytest.MonkeyPatch.context() as monkeypatch:
-        for key, value in env.items():
+        for key, value in platform.env.items():
             monkeypatch.setenv(key, value)
         with dg.instance_for_test() as instance:
             assert all(run.success for run in load_days(platform, instance, GOOD_DAYS))

@@ -5,31 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import dagster as dg
-import pytest
 import yaml
 from mlflow import MlflowClient
 
 from mlplatform.datasets.spec import load_spec
 from mlplatform.definitions import defs
 from mlplatform.defs.deployment.assets import StaleDecisionError
-from mlplatform.ml.registry import CHALLENGER, CHAMPION, PREVIOUS, version_for_alias
-from mlplatform_tests.conftest import load_days, materialized_count, retrain
-
-
-def _aliases(platform, model_name):
-    client = MlflowClient(tracking_uri=platform.tracking_uri, registry_uri=platform.tracking_uri)
-    return {
-        alias: version_for_alias(client, model_name, alias)
-        for alias in (CHALLENGER, CHAMPION, PREVIOUS)
-    }
-
-
-@pytest.fixture
-def instance(platform):
-    with dg.instance_for_test() as test_instance:
-        assert all(run.success for run in load_days(platform, test_instance))
-        yield test_instance
-
+from mlplatform.ml.registry import CHALLENGER, CHAMPION, PREVIOUS
+from mlplatform_tests.conftest import aliases, materialized_count, retrain
 
 MODEL_CHECKS = {
     "challenger_auc_above_threshold",
@@ -59,7 +42,7 @@ def test_a_truly_better_challenger_is_promoted_and_the_old_champion_kept_as_prev
     assert evaluation.difference.low > 0.005 and evaluation.should_promote
     assert evaluation.decision == "PROMOTE"
     model_name = evaluation.model_name
-    assert _aliases(platform, model_name) == {CHALLENGER: "2", CHAMPION: "2", PREVIOUS: "1"}
+    assert aliases(platform, model_name) == {CHALLENGER: "2", CHAMPION: "2", PREVIOUS: "1"}
     client = MlflowClient(tracking_uri=platform.tracking_uri)
     tags = client.get_model_version(model_name, "2").tags
     assert tags["decision"] == "PROMOTE" and tags["compared_with_champion"] == "1"
@@ -110,7 +93,7 @@ def test_a_challenger_better_by_noise_only_is_not_promoted(platform, instance):
     assert abs(evaluation.difference.delta) < 0.01
     assert evaluation.decision == "KEEP CHAMPION" and not evaluation.should_promote
     assert evaluation.gate_p_value > 0.025
-    assert _aliases(platform, evaluation.model_name)[CHAMPION] == "1"
+    assert aliases(platform, evaluation.model_name)[CHAMPION] == "1"
     tags = (
         MlflowClient(tracking_uri=platform.tracking_uri)
         .get_model_version(evaluation.model_name, "2")
@@ -145,7 +128,7 @@ def test_a_failed_blocking_model_test_is_in_the_decision_not_only_in_the_check(
         raise_on_error=False,
     )
     assert not alone.success  # no champion at all: the deploy step says so loudly
-    assert _aliases(platform, evaluation.model_name)[CHAMPION] is None
+    assert aliases(platform, evaluation.model_name)[CHAMPION] is None
 
 
 def test_deploy_refuses_a_decision_the_registry_has_moved_past(platform, instance):

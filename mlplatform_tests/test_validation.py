@@ -164,20 +164,24 @@ def test_blank_text_in_non_nullable_column_counts_as_missing(clean, spec):
     assert ("payment_method", "not_null", (8,)) in found
 
 
-NULLABLE_SPEC = parse_spec(
-    {
-        "name": "tiny",
-        "source": {"kind": "csv"},
-        "id_column": "id",
-        "label_column": "y",
-        "min_rows": 1,
-        "columns": {
-            "id": {"type": "string"},
-            "y": {"type": "boolean"},
-            "amount": {"type": "float", "nullable": True},
-            "colour": {"type": "category", "domain": ["red"], "nullable": True},
-        },
-    }
+def _tiny_spec(name: str, **columns):
+    """A one-row-minimum spec with an id, a boolean label and the given columns."""
+    return parse_spec(
+        {
+            "name": name,
+            "source": {"kind": "csv"},
+            "id_column": "id",
+            "label_column": "y",
+            "min_rows": 1,
+            "columns": {"id": {"type": "string"}, "y": {"type": "boolean"}, **columns},
+        }
+    )
+
+
+NULLABLE_SPEC = _tiny_spec(
+    "tiny",
+    amount={"type": "float", "nullable": True},
+    colour={"type": "category", "domain": ["red"], "nullable": True},
 )
 
 
@@ -282,20 +286,7 @@ def test_huge_number_in_integer_column_is_reported_not_crashing(clean, spec):
         enforce_spec(clean, spec, SOURCE)
 
 
-BOOL_SPEC = parse_spec(
-    {
-        "name": "flags",
-        "source": {"kind": "csv"},
-        "id_column": "id",
-        "label_column": "y",
-        "min_rows": 1,
-        "columns": {
-            "id": {"type": "string"},
-            "y": {"type": "boolean"},
-            "flag": {"type": "boolean", "nullable": True},
-        },
-    }
-)
+BOOL_SPEC = _tiny_spec("flags", flag={"type": "boolean", "nullable": True})
 
 
 def test_a_zero_one_column_with_a_blank_reads_as_booleans():

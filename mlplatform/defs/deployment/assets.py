@@ -2,6 +2,7 @@ from dataclasses import dataclass
 
 import dagster as dg
 
+from mlplatform.defs.training.assets import FOLLOW_THROUGH_GATES
 from mlplatform.defs.training.resources import MLflowResource
 from mlplatform.ml.evaluation import Evaluation
 from mlplatform.ml.registry import (
@@ -32,8 +33,7 @@ class Deployment:
     group_name="deployment",
     kinds={"mlflow"},
     code_version="2",
-    automation_condition=dg.AutomationCondition.eager()
-    & dg.AutomationCondition.all_deps_blocking_checks_passed(),
+    automation_condition=FOLLOW_THROUGH_GATES,
 )
 def deployed_model(
     context: dg.AssetExecutionContext, evaluation: Evaluation, mlflow_tracking: MLflowResource

@@ -7,6 +7,7 @@ import numpy as np
 
 from mlplatform.defs.data.resources import DatasetResource
 from mlplatform.defs.evaluation.resources import GatePolicy
+from mlplatform.defs.training.assets import FOLLOW_THROUGH_GATES
 from mlplatform.defs.training.resources import MLflowResource
 from mlplatform.features.sets import FeatureSet
 from mlplatform.ml.evaluation import evaluate_on_holdout
@@ -20,9 +21,7 @@ from mlplatform.ml.training import churn_scores, labels, model_input
     group_name="evaluation",
     kinds={"mlflow"},
     code_version="2",
-    # Follows a challenger that automation trained; never past a failed blocking check.
-    automation_condition=dg.AutomationCondition.eager()
-    & dg.AutomationCondition.all_deps_blocking_checks_passed(),
+    automation_condition=FOLLOW_THROUGH_GATES,
 )
 def evaluation(
     context: dg.AssetExecutionContext,

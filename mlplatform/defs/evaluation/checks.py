@@ -25,6 +25,16 @@ def challenger_auc_above_threshold(evaluation: Evaluation) -> dg.AssetCheckResul
     )
 
 
+def _gate(passed: bool, problems: list[str], metadata: dict) -> dg.AssetCheckResult:
+    """A blocking model-test result: ERROR severity, the problems as its description."""
+    return dg.AssetCheckResult(
+        passed=passed,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description="; ".join(problems) or None,
+        metadata=metadata,
+    )
+
+
 def _report(evaluation: Evaluation):
     if evaluation.tests is None:
         raise ValueError(f"evaluation of v{evaluation.challenger_version} ran no model tests")
@@ -47,11 +57,10 @@ def slice_auc_above_threshold(evaluation: Evaluation) -> dg.AssetCheckResult:
     lines = [line(s, "credibly below") for s in failed] + [
         line(s, "below, not significantly,") for s in report.weak_slices
     ]
-    return dg.AssetCheckResult(
-        passed=not failed,
-        severity=dg.AssetCheckSeverity.ERROR,
-        description="; ".join(lines) or None,
-        metadata={
+    return _gate(
+        not failed,
+        lines,
+        {
             "slices": dg.MetadataValue.md(report.slices_markdown()),
             "tested": sum(1 for s in report.slices if not s.skipped),
             "skipped": sum(1 for s in report.slices if s.skipped),
@@ -66,16 +75,13 @@ def behavioural_expectations(evaluation: Evaluation) -> dg.AssetCheckResult:
     """The spec's directional and invariance expectations hold on the holdout rows."""
     report = _report(evaluation)
     failed = report.failed_behaviours
-    return dg.AssetCheckResult(
-        passed=not failed,
-        severity=dg.AssetCheckSeverity.ERROR,
-        description="; ".join(
-            f"{b.name}: {b.fraction:.1%} of {b.rows_tested} rows {b.expect}, "
-            f"{b.min_fraction:.0%} required" + (f" ({b.skipped})" if b.skipped else "")
-            for b in failed
-        )
-        or None,
-        metadata={"behaviours": dg.MetadataValue.md(report.behaviours_markdown())},
+    problems = [
+        f"{b.name}: {b.fraction:.1%} of {b.rows_tested} rows {b.expect}, "
+        f"{b.min_fraction:.0%} required" + (f" ({b.skipped})" if b.skipped else "")
+        for b in failed
+    ]
+    return _gate(
+        not failed, problems, {"behaviours": dg.MetadataValue.md(report.behaviours_markdown())}
     )
 
 
@@ -84,16 +90,13 @@ def prediction_coverage(evaluation: Evaluation) -> dg.AssetCheckResult:
     """Every holdout row gets a probability in [0, 1], also with unseen or missing values."""
     report = _report(evaluation)
     failed = report.failed_coverage
-    return dg.AssetCheckResult(
-        passed=not failed,
-        severity=dg.AssetCheckSeverity.ERROR,
-        description="; ".join(
-            f"{c.variant}: {c.invalid} of {c.rows} rows without a valid probability, e.g. rows "
-            f"{list(c.examples)}" + (f" ({c.error})" if c.error else "")
-            for c in failed
-        )
-        or None,
-        metadata={"coverage": dg.MetadataValue.md(report.coverage_markdown())},
+    problems = [
+        f"{c.variant}: {c.invalid} of {c.rows} rows without a valid probability, e.g. rows "
+        f"{list(c.examples)}" + (f" ({c.error})" if c.error else "")
+        for c in failed
+    ]
+    return _gate(
+        not failed, problems, {"coverage": dg.MetadataValue.md(report.coverage_markdown())}
     )
 
 

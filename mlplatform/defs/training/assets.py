@@ -56,6 +56,12 @@ RETRAIN_ON_CODE_CHANGE = (
     & dg.AutomationCondition.all_deps_blocking_checks_passed()
 ).with_label("retrain on a training code change")
 
+# Evaluation and deployment follow a challenger that automation trained, never past a failed
+# blocking check.
+FOLLOW_THROUGH_GATES = (
+    dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()
+).with_label("follow the new challenger through its gates")
+
 
 @dg.asset(
     group_name="training",
