@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 from report import machine_line, verdict
 
+import mlplatform.monitoring.reference as reference_module
 from mlplatform.monitoring.drift import feature_psi, psi
 from mlplatform.monitoring.reference import build_profile
 
@@ -143,9 +144,9 @@ def main() -> int:
     ours = median_of(args.repeats, lambda: feature_psi(profile, current))
     floor = median_of(args.repeats, lambda: floor_pass(current, numeric, categorical))
     numeric_sum = median_of(args.repeats, lambda: floor_pass(current, numeric, []))
-    original, reference._COMPARE_MAX_EDGES = reference._COMPARE_MAX_EDGES, -1
+    original, reference_module._COMPARE_MAX_EDGES = reference_module._COMPARE_MAX_EDGES, -1
     searchsorted = median_of(args.repeats, lambda: feature_psi(profile, current))
-    reference._COMPARE_MAX_EDGES = original
+    reference_module._COMPARE_MAX_EDGES = original
     naive = median_of(args.repeats, lambda: naive_psi(profile, current))
     try:
         import evidently
