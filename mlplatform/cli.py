@@ -70,8 +70,11 @@ def backfill(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+DEMO_DRIFT = {"spend_multiplier": 1.5, "tenure_shift_months": 6.0}
+
+
 def demo(args: argparse.Namespace) -> int:
-    """Loads a training window of days, then trains, evaluates and deploys twice, and scores."""
+    """Loads a training window, trains twice, then a drifted day makes the sensor retrain once."""
     from mlplatform.datasets.spec import load_spec
     from mlplatform.lifecycle import (
         apply_environment,
@@ -86,27 +89,77 @@ def demo(args: argparse.Namespace) -> int:
         f"mlplatform demo: data set '{dataset}', Dagster instance {os.environ['DAGSTER_HOME']}, "
         f"MLflow {os.environ['MLFLOW_TRACKING_URI']}"
     )
-    keys = window_partition_keys(load_spec(dataset).training_window_days)
-    print(f"\n[1/3] loading and validating {len(keys)} day(s) {keys[0]}..{keys[-1]}")
-    if _backfill_days(keys):
+    # The window ends the day before yesterday, so yesterday is left for the drifted batch.
+    *window, drifted_day = window_partition_keys(load_spec(dataset).training_window_days + 1)
+    print(f"\n[1/4] loading and validating {len(window)} day(s) {window[0]}..{window[-1]}")
+    if _backfill_days(window):
         return 1
     outcome = None
     for step, estimator in enumerate(("gradient_boosting", "logistic_regression"), start=2):
-        started = time.perf_counter()
-        print(f"\n[{step}/3] materialising features -> deployed_model (challenger: {estimator})")
-        outcome = run_job("retrain_job", run_config=training_config(estimator))
-        if not outcome.success:
-            print(f"  run {outcome.run_id} FAILED:\n{outcome.failure}", file=sys.stderr)
+        print(f"\n[{step}/4] materialising features -> deployed_model (challenger: {estimator})")
+        outcome = _retrain(run_job, training_config(estimator))
+        if outcome is None:
             return 1
-        features = outcome.values["features"]
-        print(
-            f"  run {outcome.run_id} succeeded in {time.perf_counter() - started:.1f}s: "
-            f"window {features.window}, {len(features.train)} training rows "
-            f"({features.train_version}), holdout {features.holdout_version} "
-            f"({len(features.holdout)} rows)"
-        )
-        _print_evaluation(outcome.values["evaluation"], outcome.values.get("deployed_model"))
-    return _score_champion(outcome)
+    drift_outcome = _drift_event(dataset, drifted_day)
+    if drift_outcome is False:
+        return 1
+    return _score_champion(drift_outcome or outcome)
+
+
+def _retrain(run_job, run_config: dict | None = None, tags: dict | None = None):
+    """Runs retrain_job and prints what it decided; None when the run failed."""
+    started = time.perf_counter()
+    outcome = run_job("retrain_job", run_config=run_config, tags=tags)
+    if not outcome.success:
+        print(f"  run {outcome.run_id} FAILED:\n{outcome.failure}", file=sys.stderr)
+        return None
+    features = outcome.values["features"]
+    print(
+        f"  run {outcome.run_id} succeeded in {time.perf_counter() - started:.1f}s: "
+        f"window {features.window}, {len(features.train)} training rows "
+        f"({features.train_version}), holdout {features.holdout_version} "
+        f"({len(features.holdout)} rows)"
+    )
+    _print_evaluation(outcome.values["evaluation"], outcome.values.get("deployed_model"))
+    return outcome
+
+
+def _drift_event(dataset: str, day: str):
+    """A drifted day arrives, psi_drift_sensor fires once, its retrain runs, a re-tick does not.
+
+    Returns:
+        The retrain's outcome; None when the data set is not synthetic (no drill); False when a
+        step failed.
+    """
+    from mlplatform.datasets.spec import load_spec
+    from mlplatform.lifecycle import run_job, tick_run_tags, tick_sensor
+
+    if load_spec(dataset).source.get("kind") != "synthetic":
+        print("\n[4/4] drift drill skipped: it shifts synthetic data only")
+        return None
+    shifts = ", ".join(f"{k}={v}" for k, v in DEMO_DRIFT.items())
+    print(f"\n[4/4] a drifted day arrives: {day} with {shifts}")
+    drill = {"ops": {"raw_data": {"config": {"simulate_drift": DEMO_DRIFT}}}}
+    loaded = run_job("daily_data_job", partition_key=day, run_config=drill)
+    if not loaded.success:
+        print(f"  loading {day} FAILED (run {loaded.run_id}):\n{loaded.failure}", file=sys.stderr)
+        return False
+    tick = tick_sensor("psi_drift_sensor")
+    if len(tick.run_requests) != 1:
+        print(f"  psi_drift_sensor did not fire: {tick.skip_reason}", file=sys.stderr)
+        return False
+    (request,) = tick.run_requests
+    psi = {k.removeprefix("drift/psi."): v for k, v in request.tags.items() if "psi." in k}
+    print(f"  psi_drift_sensor fired: run_key {request.run_key}")
+    print("  PSI: " + ", ".join(f"{feature} {value}" for feature, value in psi.items()))
+    outcome = _retrain(run_job, tags=tick_run_tags("psi_drift_sensor", request))
+    if outcome is None:
+        return False
+    again = tick_sensor("psi_drift_sensor", cursor=tick.cursor)
+    print(
+        f"  next tick on the same day: {len(again.run_requests)} new run(s) ({again.skip_reason})"
+    )
+    return outcome
 
 
 def _score_champion(outcome) -> int:

@@ -15,6 +15,8 @@ from mlplatform.paths import PROJECT_ROOT, embedded_defaults
 def apply_environment(dataset: str | None = None) -> None:
     """Environment for a CLI run: the shell wins, then ``.env``, then the embedded defaults."""
     load_dotenv(PROJECT_ROOT / ".env", override=False)
+    # The CLI prints its own progress; MLflow's download bars would interleave with it.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     if dataset:
         os.environ["MLPLATFORM_DATASET"] = dataset
     for key, value in embedded_defaults(
@@ -53,6 +55,7 @@ def run_job(
     partition_key: str | None = None,
     run_config: dict | None = None,
     instance: dg.DagsterInstance | None = None,
+    tags: dict[str, str] | None = None,
 ) -> RunOutcome:
     """Runs one of the code location's jobs in this process, recorded on the instance.
 
@@ -61,6 +64,7 @@ def run_job(
         partition_key: The day to run a partitioned job for.
         run_config: Dagster run config, e.g. the challenger_model training config.
         instance: Defaults to the instance under DAGSTER_HOME.
+        tags: Run tags, e.g. a sensor's run key and trigger.
 
     Returns:
         The outcome, with the in-memory values of the assets that materialised.
@@ -75,6 +79,7 @@ def run_job(
         run_config={**quiet, **(run_config or {})},
         instance=instance,
         partition_key=partition_key,
+        tags=tags,
         raise_on_error=False,
     )
     materialized = {
@@ -92,6 +97,44 @@ def run_job(
         for check in failed_checks:
             failure += f"\n  check {check.check_name} failed: {check.description or ''}"
     return RunOutcome(result.run_id, result.success, failure, values)
+
+
+@dataclass(frozen=True)
+class SensorTick:
+    """One evaluation of a sensor: what it asked for, why, and its new cursor."""
+
+    run_requests: list[dg.RunRequest]
+    skip_reason: str | None
+    cursor: str | None
+
+
+def tick_sensor(
+    name: str, cursor: str | None = None, instance: dg.DagsterInstance | None = None
+) -> SensorTick:
+    """Evaluates a sensor of the code location once, as the daemon would, without launching.
+
+    Its asset events (e.g. the drift report) are recorded on the instance; the runs it requests
+    are returned for the caller to launch with ``run_job(..., tags=tick_run_tags(...))``.
+    """
+    from mlplatform.definitions import defs
+
+    instance = instance or dg.DagsterInstance.get()
+    sensor = defs.resolve_sensor_def(name)
+    context = dg.build_sensor_context(
+        instance=instance, cursor=cursor, resources=defs.resources, sensor_name=name
+    )
+    result = sensor(context)
+    if isinstance(result, dg.SkipReason):
+        return SensorTick([], result.skip_message, cursor)
+    for event in result.asset_events:
+        instance.report_runless_asset_event(event)
+    skip = result.skip_reason.skip_message if result.skip_reason else None
+    return SensorTick(list(result.run_requests or []), skip, result.cursor)
+
+
+def tick_run_tags(sensor_name: str, request: dg.RunRequest) -> dict[str, str]:
+    """The tags the daemon puts on a sensor's run: a later daemon tick will not repeat it."""
+    return {**request.tags, "dagster/sensor_name": sensor_name, "dagster/run_key": request.run_key}
 
 
 def partition_keys_between(start: str, end: str) -> list[str]:

@@ -175,6 +175,19 @@ def test_mlplatform_demo_on_synthetic_data_prints_the_summary(platform, subproce
         "champion now: v",
         "Scored 3 raw rows",
         "http://127.0.0.1:3000",
+        "a drifted day arrives",
+        "psi_drift_sensor fired: run_key drift:",
+        "next tick on the same day: 0 new run(s)",
     ):
         assert expected in out, expected
     assert "FAILED" not in out
+    with dg.DagsterInstance.get() as instance:
+        drift_runs = instance.get_runs(dg.RunsFilter(tags={"trigger": "psi_drift"}))
+        reports = instance.fetch_materializations(dg.AssetKey("drift_report"), limit=5).records
+    (run,) = drift_runs
+    assert run.status == dg.DagsterRunStatus.SUCCESS
+    assert run.tags["dagster/run_key"].startswith("drift:")
+    assert run.tags["dagster/sensor_name"] == "psi_drift_sensor"
+    assert float(run.tags["drift/max_psi"]) > 0.2
+    assert len(reports) == 1  # the re-tick on the same day stops before computing PSI
+

@@ -13,7 +13,7 @@ import pytest
 from mlplatform.datasets.csv_source import read_source_csv
 from mlplatform.datasets.loading import SourceError, load_dataset, load_partition
 from mlplatform.datasets.spec import SpecError, load_spec
-from mlplatform.datasets.synthetic import generate_batch, generate_days
+from mlplatform.datasets.synthetic import DriftConfig, generate_batch, generate_days
 from mlplatform_tests.conftest import REPO_ROOT, TELCO_CSV, write_spec
 
 START = date(2026, 1, 1)
@@ -157,6 +157,20 @@ def test_synthetic_partition_uses_rows_and_seed_from_the_spec(tmp_path):
     frame, source = load_partition(spec, REPO_ROOT, None, DAY)
     pd.testing.assert_frame_equal(frame, generate_batch(DAY, 30, 9))
     assert source == f"synthetic://seed=9/day={DAY}/rows=30"
+
+
+def test_simulated_drift_shifts_a_synthetic_day_and_says_so_in_its_source(tmp_path):
+    spec = load_spec(str(write_spec(tmp_path, rows_per_day=300, seed=9)))
+    drift = DriftConfig(spend_multiplier=1.5)
+    frame, source = load_partition(spec, REPO_ROOT, None, DAY, drift)
+    pd.testing.assert_frame_equal(frame, generate_batch(DAY, 300, 9, drift=drift))
+    assert source == f"synthetic://seed=9/day={DAY}/rows=300?simulated_drift=spend_multiplier=1.5"
+
+
+def test_simulated_drift_on_a_file_source_is_refused(tmp_path, dated_csv):
+    spec = _csv_spec(tmp_path, dated_csv)
+    with pytest.raises(SpecError, match="simulated drift applies only to synthetic sources"):
+        load_partition(spec, REPO_ROOT, None, DAY, DriftConfig(spend_multiplier=2.0))
 
 
 def test_synthetic_partition_without_rows_is_an_error(tmp_path):

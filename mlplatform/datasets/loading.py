@@ -34,7 +34,7 @@ import pandas as pd
 
 from mlplatform.datasets.csv_source import SourceError, read_source_csv
 from mlplatform.datasets.spec import DatasetSpec, SpecError
-from mlplatform.datasets.synthetic import generate_batch, generate_days
+from mlplatform.datasets.synthetic import DriftConfig, generate_batch, generate_days
 from mlplatform.datasets.telco import load_telco_csv
 
 __all__ = [
@@ -76,6 +76,14 @@ def _kind(spec: DatasetSpec) -> str:
     if kind != "synthetic" and kind not in _FILE_KINDS:
         raise SpecError(f"data set '{spec.name}': unknown source kind '{kind}'")
     return kind
+
+
+def _drift_suffix(drift: DriftConfig | None) -> str:
+    """The shifts that differ from no drift, as a query string for the source description."""
+    if drift is None:
+        return ""
+    shifts = [f"{k}={v}" for k, v in vars(drift).items() if v != getattr(DriftConfig(), k)]
+    return "?simulated_drift=" + ",".join(shifts) if shifts else ""
 
 
 def _synthetic_size(spec: DatasetSpec) -> tuple[int, int]:
@@ -203,7 +211,11 @@ def load_dataset(spec: DatasetSpec, project_root: Path, path_override: str | Non
 
 
 def load_partition(
-    spec: DatasetSpec, project_root: Path, path_override: str | None, day: date
+    spec: DatasetSpec,
+    project_root: Path,
+    path_override: str | None,
+    day: date,
+    drift: DriftConfig | None = None,
 ) -> tuple[pd.DataFrame, str]:
     """Loads one day's rows of a data set (see the module docstring for the file shapes).
 
@@ -212,20 +224,26 @@ def load_partition(
         project_root: Base for relative source paths.
         path_override: Configured file path (or ``{date}`` template), for file-backed sources.
         day: The partition's day.
+        drift: A simulated distribution shift (drills and demos); synthetic sources only.
 
     Returns:
         A tuple ``(frame, source_description)``; the frame has at least one row and its index
         holds the rows' data-row numbers in the source (module docstring).
 
     Raises:
-        SpecError: Unknown source kind, or no source path.
+        SpecError: Unknown source kind, no source path, or ``drift`` for a file source.
         SourceError: The day's file is missing or unreadable, a time value is not a date, or the
             partition has no rows; the message names the file and the partition date.
     """
+    if drift is not None and _kind(spec) != "synthetic":
+        raise SpecError(
+            f"data set '{spec.name}' reads files: a simulated drift applies only to synthetic "
+            "sources (deliver a shifted file instead)"
+        )
     if _kind(spec) == "synthetic":
         rows, seed = _synthetic_size(spec)
-        frame = generate_batch(day, rows, seed)
-        source = f"synthetic://seed={seed}/day={day}/rows={rows}"
+        frame = generate_batch(day, rows, seed, drift=drift)
+        source = f"synthetic://seed={seed}/day={day}/rows={rows}" + _drift_suffix(drift)
     else:
         path = resolve_source_path(spec, project_root, path_override)
         template = _is_template(path)

@@ -2,6 +2,7 @@ import dagster as dg
 import pandas as pd
 
 from mlplatform.datasets.expectations import RAW_GROUPS
+from mlplatform.datasets.synthetic import DriftConfig
 from mlplatform.datasets.validation import enforce_spec
 from mlplatform.datasets.versioning import frame_digest
 from mlplatform.defs.data.checks import check_specs, evaluate_groups
@@ -11,6 +12,22 @@ from mlplatform.defs.data.resources import DatasetResource
 
 def _preview(frame: pd.DataFrame, rows: int = 5) -> dg.MetadataValue:
     return dg.MetadataValue.md(frame.head(rows).to_markdown(index=False))
+
+
+class SimulatedDrift(dg.Config):
+    """A distribution shift applied to a synthetic day: a drill for the drift sensor."""
+
+    spend_multiplier: float = 1.0
+    tenure_shift_months: float = 0.0
+    unseen_region_fraction: float = 0.0
+    label_shift: float = 0.0
+    monthly_contract_share: float | None = None
+
+
+class RawDataConfig(dg.Config):
+    """Leave empty in production; ``simulate_drift`` is for drills on synthetic sources."""
+
+    simulate_drift: SimulatedDrift | None = None
 
 
 class DataChecksFailed(dg.Failure):
@@ -24,11 +41,16 @@ class DataChecksFailed(dg.Failure):
     partitions_def=daily_partitions,
     check_specs=check_specs("raw_data", RAW_GROUPS),
 )
-def raw_data(context: dg.AssetExecutionContext, dataset: DatasetResource):
+def raw_data(
+    context: dg.AssetExecutionContext, config: RawDataConfig, dataset: DatasetResource
+):
     """One day of rows as the source delivered them, stored only when the hard checks pass."""
+    drift = config.simulate_drift
     # Raises SourceError naming the file and day: a missing, empty or unreadable delivery
     # fails here and nothing downstream runs.
-    frame, source = dataset.load_partition(context.partition_key)
+    frame, source = dataset.load_partition(
+        context.partition_key, DriftConfig(**drift.model_dump()) if drift else None
+    )
     checked = evaluate_groups(
         frame, "raw_data", RAW_GROUPS, dataset, context.partition_key, context.run.run_id
     )

@@ -6,6 +6,7 @@ from pydantic import Field
 
 from mlplatform.datasets.loading import DATE_PLACEHOLDER, load_partition, resolve_source_path
 from mlplatform.datasets.spec import DatasetSpec, load_spec
+from mlplatform.datasets.synthetic import DriftConfig
 from mlplatform.paths import PROJECT_ROOT, resolve_in_project
 
 
@@ -28,10 +29,12 @@ class DatasetResource(dg.ConfigurableResource):
     def spec(self) -> DatasetSpec:
         return load_spec(self.name)
 
-    def load_partition(self, partition_key: str) -> tuple[pd.DataFrame, str]:
+    def load_partition(
+        self, partition_key: str, drift: DriftConfig | None = None
+    ) -> tuple[pd.DataFrame, str]:
         """The rows of one daily partition and the file or generator they came from."""
         day = date.fromisoformat(partition_key)
-        return load_partition(self.spec(), PROJECT_ROOT, self.data_path or None, day)
+        return load_partition(self.spec(), PROJECT_ROOT, self.data_path or None, day, drift)
 
     def source_description(self, partition_key: str | None = None) -> str:
         """Where rows come from, for messages: the file (of that partition) or the generator."""
