@@ -37,6 +37,9 @@ def ensure_dagster_home(home: Path) -> None:
             "# Queued runs (UI backfills, `dagster job backfill`) start when the daemon of\n"
             "# `make dev` dequeues them, two at a time on a small machine.\n"
             "run_queue:\n  max_concurrent_runs: 2\n"
+            "  # One retrain at a time: triggers firing together must not race on the aliases.\n"
+            "  tag_concurrency_limits:\n"
+            "    - key: mlplatform/lane\n      value: retrain\n      limit: 1\n"
         )
 
 

@@ -8,6 +8,13 @@ import dagster as dg
 import pytest
 
 from mlplatform.definitions import defs
+from mlplatform.defs.monitoring.schedules import (
+    CRON_VARIABLE,
+    TIMEZONE_VARIABLE,
+    build_weekly_retrain_schedule,
+    weekly_retrain,
+)
+from mlplatform.defs.training.assets import RETRAIN_RUN_TAGS
 from mlplatform_tests.conftest import REPO_ROOT
 
 ASSETS = [
@@ -126,6 +133,43 @@ def test_weekly_schedule_runs_the_retrain_path_monday_0300_utc():
     job = defs.resolve_job_def(schedule.job_name)
     selected = {k.to_user_string() for k in job.asset_layer.selected_asset_keys}
     assert selected == set(ASSETS[2:])
+    assert job.tags == RETRAIN_RUN_TAGS
+    monday = dg.build_schedule_context(scheduled_execution_time=datetime(2026, 3, 2, 3, tzinfo=UTC))
+    (request,) = schedule.evaluate_tick(monday).run_requests
+    assert request.partition_key is None
+
+
+@pytest.mark.parametrize(
+    ("cron", "timezone"), [("0 4 * * 0", "Europe/Berlin"), ("30 2 1 * *", "America/New_York")]
+)
+def test_weekly_schedule_cron_and_timezone_come_from_the_environment(monkeypatch, cron, timezone):
+    monkeypatch.setenv(CRON_VARIABLE, cron)
+    monkeypatch.setenv(TIMEZONE_VARIABLE, timezone)
+    (schedule,) = weekly_retrain().schedules
+    assert (schedule.cron_schedule, schedule.execution_timezone) == (cron, timezone)
+    assert schedule.job_name == "retrain_job"
+
+
+@pytest.mark.parametrize(
+    ("cron", "timezone", "message"),
+    [
+        ("61 3 * * 1", "UTC", "MLPLATFORM_RETRAIN_CRON='61 3 \\* \\* 1' is not a valid cron"),
+        ("every monday", "UTC", "MLPLATFORM_RETRAIN_CRON='every monday' is not a valid cron"),
+        ("0 3 * * 1", "Mars/Base", "MLPLATFORM_RETRAIN_TIMEZONE='Mars/Base' is not an IANA"),
+    ],
+)
+def test_a_bad_retrain_cron_or_timezone_is_refused_naming_the_variable(cron, timezone, message):
+    with pytest.raises(ValueError, match=message):
+        build_weekly_retrain_schedule(cron, timezone)
+
+
+def test_code_changes_are_watched_by_a_running_automation_sensor_on_the_retrain_lane():
+    sensor = defs.resolve_sensor_def("retrain_on_code_change_sensor")
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    assert sensor.run_tags == RETRAIN_RUN_TAGS
+    graph = defs.resolve_asset_graph()
+    targeted = {k.to_user_string() for k in sensor.asset_selection.resolve(graph)}
+    assert targeted == {"challenger_model", "evaluation", "deployed_model"}
 
 
 def test_dagster_definitions_validate_accepts_the_workspace(platform, subprocess_env):

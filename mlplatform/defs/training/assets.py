@@ -41,6 +41,10 @@ class TrainingConfig(dg.Config):
         )
 
 
+# Every run of the retrain path carries this tag; the run queue runs one at a time, so two
+# triggers firing together (calendar, drift, code change) never race to move the aliases.
+RETRAIN_RUN_TAGS = {"mlplatform/lane": "retrain"}
+
 # Changes whenever the training or feature code does, so Dagster can see a code change.
 TRAINING_CODE_VERSION = source_digest(training, engineer, library, sets)
 
