@@ -42,6 +42,18 @@ def test_a_new_training_code_version_requests_one_retrain_and_only_once():
         assert _requested(again) == 0
 
 
+def test_a_run_of_another_trigger_finishing_as_the_code_changes_does_not_swallow_the_change():
+    with dg.instance_for_test() as instance:
+        assert dg.materialize(_graph("v1"), instance=instance).success
+        seen = dg.evaluate_automation_conditions(_graph("v1"), instance)
+        # A scheduled retrain with the old code finishes just before the new code is loaded.
+        assert dg.materialize(_graph("v1"), instance=instance).success
+        changed = dg.evaluate_automation_conditions(_graph("v2"), instance, cursor=seen.cursor)
+        assert _requested(changed) == 1
+        again = dg.evaluate_automation_conditions(_graph("v2"), instance, cursor=changed.cursor)
+        assert _requested(again) == 0
+
+
 def test_no_retrain_while_an_upstream_blocking_check_fails():
     @dg.asset
     def features() -> int:

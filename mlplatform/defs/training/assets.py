@@ -49,11 +49,10 @@ RETRAIN_RUN_TAGS = {"mlplatform/lane": "retrain"}
 TRAINING_CODE_VERSION = source_digest(training, engineer, library, sets)
 
 # A new training code version makes the retrain path eligible, once, when its inputs are there
-# and every blocking check upstream passed.
+# and every blocking check upstream passed. Only this condition's own request settles it: a
+# run of another trigger finishing in the same tick may have trained with the old code.
 RETRAIN_ON_CODE_CHANGE = (
-    dg.AutomationCondition.code_version_changed().since(
-        dg.AutomationCondition.newly_requested() | dg.AutomationCondition.newly_updated()
-    )
+    dg.AutomationCondition.code_version_changed().since(dg.AutomationCondition.newly_requested())
     & ~dg.AutomationCondition.any_deps_missing()
     & ~dg.AutomationCondition.any_deps_in_progress()
     & ~dg.AutomationCondition.in_progress()
