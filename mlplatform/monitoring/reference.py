@@ -96,6 +96,10 @@ def _as_float(values: pd.Series) -> np.ndarray:
     """The column as float64 with NaN for missing; no copy for a float64 column."""
     if isinstance(values.dtype, np.dtype) and values.dtype.kind in "fiub":
         return values.to_numpy(dtype=np.float64, copy=False)
+    if pd.api.types.is_numeric_dtype(values.dtype):
+        # Nullable Int64 / Float64 / boolean (how validation stores integers): one cast, masked
+        # values as NaN, ~20x cheaper than going through pd.to_numeric.
+        return values.to_numpy(dtype=np.float64, na_value=np.nan)
     return pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
 
 
@@ -127,6 +131,14 @@ def _category_counts(values: pd.Series, categories: tuple[Any, ...]) -> np.ndarr
     index = {c: i for i, c in enumerate(categories)}
     unseen, missing = len(categories), len(categories) + 1
     counts = np.zeros(len(categories) + 2, dtype=np.int64)
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        # Category dtype (validation's): a bincount of the codes, missing values coded -1.
+        codes = values.cat.codes.to_numpy()
+        per_code = np.bincount(codes.astype(np.intp) + 1, minlength=len(values.cat.categories) + 1)
+        counts[missing] = per_code[0]
+        for value, count in zip(values.cat.categories, per_code[1:].tolist(), strict=True):
+            counts[index.get(_scalar(value), unseen)] += count
+        return counts
     for value, count in values.value_counts(dropna=False, sort=False).items():
         bucket = missing if pd.isna(value) else index.get(_scalar(value), unseen)
         counts[bucket] += count
