@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from mlplatform.datasets.spec import load_spec
 from mlplatform.datasets.synthetic import DriftConfig, FaultConfig, generate_batch
 from mlplatform.datasets.validation import coerce_frame
+from mlplatform.monitoring import drift as drift_module
 from mlplatform.monitoring.drift import (
     expected_psi_no_drift,
     feature_psi,
@@ -179,6 +180,14 @@ def test_validated_dtypes_give_the_same_profile_and_psi(reference, profile):
     assert typed["tenure_months"].dtype == "Int64" and typed["region"].dtype == "category"
     assert feature_psi(profile, typed) == feature_psi(profile, batch)
     assert build_profile(coerce_frame(reference, spec)[0], NUMERIC, CATEGORICAL) == profile
+
+
+def test_threads_give_the_same_report(profile, monkeypatch):
+    monkeypatch.setattr(drift_module, "PARALLEL_MIN_ROWS", 0)
+    batch = _batch(unseen_region_fraction=0.1, spend_multiplier=1.3)
+    serial = feature_psi(profile, batch, workers=1)
+    assert feature_psi(profile, batch, workers=3) == serial == feature_psi(profile, batch)
+    assert list(serial.features) == NUMERIC + CATEGORICAL
 
 
 def test_category_codes_count_like_values():
