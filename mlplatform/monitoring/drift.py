@@ -207,7 +207,8 @@ def feature_psi(
         drift: PSI from which a feature's status is "drift".
         epsilon: Smoothing floor, see ``psi``.
         workers: Threads that count columns (batches of ``PARALLEL_MIN_ROWS`` rows or more);
-            None: one per CPU. The report is the same for any number.
+            None: one per CPU the process may use, at most 4. The report is the same for any
+            number.
 
     Raises:
         ValueError: A profiled feature is missing from the frame.
@@ -218,7 +219,7 @@ def feature_psi(
     rows, args = len(frame), (profile.rows, watch, drift, epsilon)
     jobs = [(name, "numeric", p, frame[name]) for name, p in profile.numeric.items()]
     jobs += [(name, "categorical", p, frame[name]) for name, p in profile.categorical.items()]
-    workers = min(os.cpu_count() or 1, len(jobs)) if workers is None else workers
+    workers = min(_cpus(), 4, len(jobs)) if workers is None else workers
     if workers > 1 and rows >= PARALLEL_MIN_ROWS:
         with ThreadPoolExecutor(workers, thread_name_prefix="psi") as pool:
             counts = list(pool.map(_counts, jobs))
@@ -229,6 +230,11 @@ def feature_psi(
         for (name, kind, p, _), n in zip(jobs, counts, strict=True)
     }
     return DriftReport(features, rows, profile.rows, watch, drift)
+
+
+def _cpus() -> int:
+    """CPUs this process may run on (affinity, not the host's count where available)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _counts(job) -> np.ndarray:
