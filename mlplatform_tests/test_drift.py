@@ -197,6 +197,9 @@ def test_category_codes_count_like_values():
     expected = [1, 2, 2, 2]  # a, b, unseen (y, z), missing
     assert _category_counts(values, ("a", "b")).tolist() == expected
     assert _category_counts(as_category, ("a", "b")).tolist() == expected
+    # Many categories: counted by a bincount instead of one comparison per category.
+    many = as_category.cat.add_categories([f"x{i}" for i in range(40)])
+    assert _category_counts(many, ("a", "b")).tolist() == expected
 
 
 def test_tiny_sample_does_not_fire(profile):
