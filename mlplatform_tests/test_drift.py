@@ -14,6 +14,8 @@ from hypothesis import strategies as st
 
 from mlplatform.datasets.spec import load_spec
 from mlplatform.datasets.synthetic import DriftConfig, FaultConfig, generate_batch
+from mlplatform.datasets.validation import coerce_frame
+from mlplatform.monitoring import drift as drift_module
 from mlplatform.monitoring.drift import (
     expected_psi_no_drift,
     feature_psi,
@@ -25,6 +27,7 @@ from mlplatform.monitoring.reference import (
     UNSEEN_LABEL,
     ReferenceProfile,
     _bin_counts,
+    _category_counts,
     build_profile,
     build_profile_for_spec,
 )
@@ -164,6 +167,39 @@ def test_binning_methods_agree_on_ties_nan_and_infinities():
     cut = pd.cut(np.where(values == np.inf, 1e300, values), [-np.inf, *edges, np.inf], right=False)
     naive = pd.Series(cut).value_counts(dropna=False, sort=False)
     assert compare.tolist() == [*naive.iloc[:-1].tolist(), int(np.isnan(values).sum())]
+
+
+def test_validated_dtypes_give_the_same_profile_and_psi(reference, profile):
+    # Validation stores integers as nullable Int64 and categories as category dtype; the sensor
+    # reads those frames, training may see either: PSI must not depend on the storage dtype.
+    spec = load_spec("synthetic_churn")
+    batch = _batch(unseen_region_fraction=0.3, spend_multiplier=1.2)
+    batch.loc[:99, ["tenure_months", "region"]] = None  # NaN in an integer column, a missing region
+    typed, violations = coerce_frame(batch, spec)
+    assert not violations
+    assert typed["tenure_months"].dtype == "Int64" and typed["region"].dtype == "category"
+    assert feature_psi(profile, typed) == feature_psi(profile, batch)
+    assert build_profile(coerce_frame(reference, spec)[0], NUMERIC, CATEGORICAL) == profile
+
+
+def test_threads_give_the_same_report(profile, monkeypatch):
+    monkeypatch.setattr(drift_module, "PARALLEL_MIN_ROWS", 0)
+    batch = _batch(unseen_region_fraction=0.1, spend_multiplier=1.3)
+    serial = feature_psi(profile, batch, workers=1)
+    assert feature_psi(profile, batch, workers=3) == serial == feature_psi(profile, batch)
+    assert list(serial.features) == NUMERIC + CATEGORICAL
+
+
+def test_category_codes_count_like_values():
+    # Unused and unseen dtype categories, another order than the profile's, missing values.
+    values = pd.Series(["b", None, "z", "a", "b", None, "y"], dtype=object)
+    as_category = values.astype(pd.CategoricalDtype(["z", "b", "unused", "a", "y"]))
+    expected = [1, 2, 2, 2]  # a, b, unseen (y, z), missing
+    assert _category_counts(values, ("a", "b")).tolist() == expected
+    assert _category_counts(as_category, ("a", "b")).tolist() == expected
+    # Many categories: counted by a bincount instead of one comparison per category.
+    many = as_category.cat.add_categories([f"x{i}" for i in range(40)])
+    assert _category_counts(many, ("a", "b")).tolist() == expected
 
 
 def test_tiny_sample_does_not_fire(profile):

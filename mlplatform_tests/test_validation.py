@@ -276,6 +276,19 @@ def test_unseen_category_in_non_strict_domain_is_only_a_warning(clean, spec):
     assert (warning.column, warning.rule, warning.rows) == ("region", "domain", (5, 9))
     assert "WARN  column 'region'" in report.summary()
     assert typed.loc[5, "region"] == "arctic"
+    assert list(typed["region"].cat.categories) == [*spec.columns["region"].domain, "arctic"]
+
+
+def test_categories_are_stored_as_category_dtype_domain_first(clean, spec):
+    clean.loc[[3, 4], "contract_type"] = [" annual ", None]
+    day, _ = coerce_frame(clean, spec)
+    other_day, _ = coerce_frame(clean.iloc[:50], spec)  # not every domain value occurs
+    contract = day["contract_type"]
+    assert list(contract.cat.categories) == list(spec.columns["contract_type"].domain)
+    assert contract[3] == "annual" and pd.isna(contract[4])
+    assert contract.astype(object).tolist()[5:] == clean["contract_type"].tolist()[5:]
+    # Days share their categories, so stacking a training window keeps the dtype.
+    assert pd.concat([day, other_day])["contract_type"].dtype == contract.dtype
 
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered in cast")

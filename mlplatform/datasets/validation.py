@@ -147,7 +147,17 @@ def _coerce(column: ColumnSpec, raw: pd.Series) -> tuple[pd.Series, pd.Series]:
         parsed = pd.to_datetime(raw, errors="coerce")
         return parsed, raw.notna() & parsed.isna()
     text = raw.astype("string").str.strip()
-    return text.astype(object).where(raw.notna(), None), pd.Series(False, index=raw.index)
+    values = text.astype(object).where(raw.notna(), None)
+    if column.type == "category":
+        # Stored as codes + categories: a day's pickle loads without building a string object per
+        # row, and counting categories (drift) is a bincount of the codes. The domain comes first
+        # so days share their categories and pd.concat keeps the dtype; unseen values (allowed
+        # when the domain is not strict) follow, sorted, and make that day's dtype differ
+        # (concat then yields object: consumers treat both alike).
+        values = values.astype("category")
+        unseen = sorted(set(values.cat.categories) - set(column.domain), key=str)
+        values = values.cat.set_categories([*dict.fromkeys(column.domain), *unseen])
+    return values, pd.Series(False, index=raw.index)
 
 
 def coerce_frame(frame: pd.DataFrame, spec: DatasetSpec) -> tuple[pd.DataFrame, list[Violation]]:

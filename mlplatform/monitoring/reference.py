@@ -21,6 +21,10 @@ DRIFT_PSI = 0.2
 # Up to this many edges, k "x >= edge" counting passes (SIMD, branch-free) beat one binary search
 # per value (np.searchsorted mispredicts a branch per level): ~4 ms vs ~17 ms per 1M rows, 9 edges.
 _COMPARE_MAX_EDGES = 16
+# Likewise, a category column with up to this many categories is counted by one "code == j" pass
+# per category over its 1-byte codes (~0.4 ms per 1M rows for 5) rather than by a bincount that
+# first widens the codes to int64 (~1.5 ms).
+_COMPARE_MAX_CATEGORIES = 16
 
 
 @dataclass(frozen=True)
@@ -96,6 +100,10 @@ def _as_float(values: pd.Series) -> np.ndarray:
     """The column as float64 with NaN for missing; no copy for a float64 column."""
     if isinstance(values.dtype, np.dtype) and values.dtype.kind in "fiub":
         return values.to_numpy(dtype=np.float64, copy=False)
+    if pd.api.types.is_numeric_dtype(values.dtype):
+        # Nullable Int64 / Float64 / boolean (how validation stores integers): one cast, masked
+        # values as NaN, ~20x cheaper than going through pd.to_numeric.
+        return values.to_numpy(dtype=np.float64, na_value=np.nan)
     return pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
 
 
@@ -127,6 +135,17 @@ def _category_counts(values: pd.Series, categories: tuple[Any, ...]) -> np.ndarr
     index = {c: i for i, c in enumerate(categories)}
     unseen, missing = len(categories), len(categories) + 1
     counts = np.zeros(len(categories) + 2, dtype=np.int64)
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        # Category dtype (validation's): a bincount of the codes, missing values coded -1.
+        codes, size = values.cat.codes.to_numpy(), len(values.cat.categories)
+        if size <= _COMPARE_MAX_CATEGORIES:
+            per_code = np.array([np.count_nonzero(codes == j) for j in range(-1, size)])
+        else:
+            per_code = np.bincount(codes.astype(np.intp) + 1, minlength=size + 1)
+        counts[missing] = per_code[0]
+        for value, count in zip(values.cat.categories, per_code[1:].tolist(), strict=True):
+            counts[index.get(_scalar(value), unseen)] += count
+        return counts
     for value, count in values.value_counts(dropna=False, sort=False).items():
         bucket = missing if pd.isna(value) else index.get(_scalar(value), unseen)
         counts[bucket] += count

@@ -81,7 +81,7 @@ def raw_data(
     )
 
 
-@dg.asset(group_name="data", kinds={"pandas"}, code_version="3", partitions_def=daily_partitions)
+@dg.asset(group_name="data", kinds={"pandas"}, code_version="4", partitions_def=daily_partitions)
 def validated_data(
     context: dg.AssetExecutionContext, raw_data: pd.DataFrame, dataset: DatasetResource
 ) -> dg.Output:
