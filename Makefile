@@ -15,6 +15,11 @@ export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/.mlflow/mlflow.db
 export MLFLOW_ARTIFACT_ROOT ?= $(CURDIR)/.mlflow/artifacts
 export MLPLATFORM_MIN_AUC ?= 0.80
 export MLPLATFORM_MIN_DELTA ?= 0.005
+export MLPLATFORM_APPROVERS ?= reviewer
+export MLPLATFORM_REQUIRE_APPROVAL ?= true
+export MLPLATFORM_SERVING_URL ?=
+export MLPLATFORM_CANARY_MIN_REQUESTS ?= 200
+export MLPLATFORM_CANARY_MIN_DWELL_SECONDS ?= 60
 
 .PHONY: install demo test test-fast bench dev mlflow-ui lint format clean
 

@@ -129,6 +129,8 @@ def tick_sensor(
     result = sensor(context)
     if isinstance(result, dg.SkipReason):
         return SensorTick([], result.skip_message, cursor)
+    if isinstance(result, dg.RunRequest):
+        return SensorTick([result], None, cursor)
     for event in result.asset_events:
         instance.report_runless_asset_event(event)
     skip = result.skip_reason.skip_message if result.skip_reason else None

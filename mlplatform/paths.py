@@ -45,4 +45,9 @@ def embedded_defaults(dataset: str = "synthetic_churn") -> dict[str, str]:
         "MLFLOW_ARTIFACT_ROOT": ".mlflow/artifacts",
         "MLPLATFORM_MIN_AUC": "0.80",
         "MLPLATFORM_MIN_DELTA": "0.005",
+        "MLPLATFORM_APPROVERS": "reviewer",
+        "MLPLATFORM_REQUIRE_APPROVAL": "true",
+        "MLPLATFORM_SERVING_URL": "",
+        "MLPLATFORM_CANARY_MIN_REQUESTS": "200",
+        "MLPLATFORM_CANARY_MIN_DWELL_SECONDS": "60",
     }

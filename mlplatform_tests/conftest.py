@@ -26,8 +26,11 @@ class Platform:
     def tracking_uri(self) -> str:
         return self.env["MLFLOW_TRACKING_URI"]
 
-    def resources(self, dataset: str | None = None, **gates: str) -> dict:
+    def resources(
+        self, dataset: str | None = None, deployment: dict | None = None, **gates: str
+    ) -> dict:
         from mlplatform.defs.data.resources import DatasetResource
+        from mlplatform.defs.deployment.resources import DeploymentPolicy
         from mlplatform.defs.evaluation.resources import GatePolicy
         from mlplatform.defs.storage.resources import PartitionAwareIOManager
         from mlplatform.defs.training.resources import MLflowResource
@@ -42,6 +45,16 @@ class Platform:
                 tracking_uri=self.tracking_uri, artifact_root=self.env["MLFLOW_ARTIFACT_ROOT"]
             ),
             "gates": GatePolicy(**{"min_auc": "0.80", "min_delta": "0.005", **gates}),
+            "deployment": DeploymentPolicy(
+                **{
+                    "approvers": self.env["MLPLATFORM_APPROVERS"],
+                    "require_approval": self.env["MLPLATFORM_REQUIRE_APPROVAL"],
+                    "serving_url": self.env["MLPLATFORM_SERVING_URL"],
+                    "canary_min_requests": self.env["MLPLATFORM_CANARY_MIN_REQUESTS"],
+                    "canary_min_dwell_seconds": self.env["MLPLATFORM_CANARY_MIN_DWELL_SECONDS"],
+                    **(deployment or {}),
+                }
+            ),
             "io_manager": PartitionAwareIOManager(
                 dataset=dataset or self.env["MLPLATFORM_DATASET"]
             ),
@@ -83,6 +96,12 @@ def isolated_platform(root: Path, dataset: Path | str) -> Platform:
         "MLFLOW_ARTIFACT_ROOT": str(root / "artifacts"),
         "MLPLATFORM_MIN_AUC": "0.80",
         "MLPLATFORM_MIN_DELTA": "0.005",
+        "MLPLATFORM_APPROVERS": "reviewer",
+        # Most tests are about other gates; the approval tests switch it on.
+        "MLPLATFORM_REQUIRE_APPROVAL": "false",
+        "MLPLATFORM_SERVING_URL": "",
+        "MLPLATFORM_CANARY_MIN_REQUESTS": "200",
+        "MLPLATFORM_CANARY_MIN_DWELL_SECONDS": "60",
     }
     Path(env["DAGSTER_HOME"]).mkdir()
     return Platform(root, env)
@@ -150,11 +169,18 @@ def load_days(platform, instance, days=TEST_DAYS, dataset=None) -> list:
 
 
 def retrain(
-    platform, instance, dataset=None, estimator="gradient_boosting", training=None, **gates
+    platform,
+    instance,
+    dataset=None,
+    estimator="gradient_boosting",
+    training=None,
+    deployment=None,
+    **gates,
 ):
     """Trains, evaluates and deploys on the validated days already in the instance.
 
-    ``training`` overrides challenger_model config (hyperparameters); ``gates`` the GatePolicy.
+    ``training`` overrides challenger_model config (hyperparameters); ``deployment`` the
+    DeploymentPolicy (approval off by default); ``gates`` the GatePolicy.
     """
     import dagster as dg
 
@@ -162,7 +188,7 @@ def retrain(
         _lifecycle(),
         selection=dg.AssetSelection.assets("features").downstream(),
         instance=instance,
-        resources=platform.resources(dataset, **gates),
+        resources=platform.resources(dataset, deployment, **gates),
         run_config={
             "ops": {
                 "challenger_model": {"config": {"estimator": estimator, **(training or {})}},

@@ -202,3 +202,14 @@ def test_the_drift_sensor_and_code_change_automation_are_defined(graph):
     assert condition is not None and "code change" in condition.get_label()
     for asset in ("evaluation", "deployed_model"):
         assert graph.get(dg.AssetKey(asset)).automation_condition is not None
+
+
+def test_steps_run_in_process_by_default_and_as_kubernetes_jobs_on_request(monkeypatch):
+    from mlplatform.defs.platform.executors import EXECUTOR_VARIABLE, executor
+
+    assert defs.executor.name == "in_process"
+    monkeypatch.setenv(EXECUTOR_VARIABLE, "k8s_job")
+    assert executor().executor.name == "k8s"
+    monkeypatch.setenv(EXECUTOR_VARIABLE, "multiprocess")
+    with pytest.raises(ValueError, match="MLPLATFORM_EXECUTOR='multiprocess': use"):
+        executor()

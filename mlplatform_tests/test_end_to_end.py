@@ -103,21 +103,16 @@ def test_cli_backfill_through_the_daemon_then_training_and_a_champion_that_score
     finally:
         daemon.terminate()
         daemon.wait(timeout=60)
-    _run(
-        [
-            str(BIN / "dagster"),
-            "asset",
-            "materialize",
-            "-m",
-            "mlplatform.definitions",
-            "--select",
-            "features*",
-            "--config-json",
-            '{"ops": {"features": {"config": {"max_staleness_days": null}}}}',
-        ],
-        subprocess_env,
-        platform.root,
-    )
+    fixed_days = '{"ops": {"features": {"config": {"max_staleness_days": null}}}}'
+    materialize = [str(BIN / "dagster"), "asset", "materialize", "-m", "mlplatform.definitions"]
+    # The whole graph for one day: that day's data, then training on the window ending there.
+    whole = ["--select", "*", "--partition", TEST_DAYS[-1], "--config-json", fixed_days]
+    assert "RUN_SUCCESS" in _run([*materialize, *whole], subprocess_env, platform.root).stderr
+    # A selection: the retrain path alone, on the days already stored.
+    selection = ["--select", "features*", "--config-json", fixed_days]
+    assert "RUN_SUCCESS" in _run([*materialize, *selection], subprocess_env, platform.root).stderr
+    with dg.DagsterInstance.get() as instance:
+        assert len(instance.fetch_materializations(dg.AssetKey("deployed_model"), 5).records) == 2
     model = _champion(platform, "mlplatform-synthetic_churn")
     raw = generate_batch(date(2026, 6, 1), 50, seed=7).drop(columns=["churned"])
     raw["signup_date"] = raw["signup_date"].dt.strftime("%Y-%m-%d")
@@ -152,10 +147,11 @@ def test_mlplatform_backfill_runs_the_days_in_process_and_reports_a_bad_range(
 def test_mlplatform_demo_on_telco_registers_a_champion_that_scores_raw_rows(
     platform, subprocess_env
 ):
-    env = {**subprocess_env, "MLPLATFORM_DATASET": "telco"}
+    env = {**subprocess_env, "MLPLATFORM_DATASET": "telco", "MLPLATFORM_REQUIRE_APPROVAL": "true"}
     result = _run([str(BIN / "mlplatform"), "demo"], env, platform.root)
-    assert "champion now: v1" in result.stdout
+    assert "approval_sensor resumed the deploy (promoted): champion now v1" in result.stdout
     assert "data set 'telco'" in result.stdout
+    assert "drift drill skipped" in result.stdout
     model = _champion(platform, "mlplatform-telco")
     rows = load_telco_csv(TELCO_CSV).head(40)
     rows = rows[rows["total_spend"].notna()].drop(columns=["churned"])
@@ -164,23 +160,34 @@ def test_mlplatform_demo_on_telco_registers_a_champion_that_scores_raw_rows(
     assert np.all(np.isfinite(probabilities))
 
 
-def test_mlplatform_demo_on_synthetic_data_prints_the_summary(platform, subprocess_env):
-    result = _run([str(BIN / "mlplatform"), "demo"], subprocess_env, platform.root)
+def test_mlplatform_demo_on_synthetic_data_tells_the_whole_story(platform, subprocess_env):
+    # 4 days instead of the demo's 30: a wider AUC interval, so a lower bar for the baseline.
+    env = {**subprocess_env, "MLPLATFORM_MIN_AUC": "0.75", "MLPLATFORM_REQUIRE_APPROVAL": "true"}
+    result = _run([str(BIN / "mlplatform"), "demo"], env, platform.root)
     out = result.stdout
     for expected in (
-        "rows",
-        "holdout",
+        "[7/7]",
         "AUC",
         "95% CI",
-        "champion now: v",
-        "Scored 3 raw rows",
-        "http://127.0.0.1:3000",
+        "deploy: v1 waits for approval",
+        "approved v1 as reviewer",
+        "approval_sensor resumed the deploy (promoted): champion now v1",
+        "approval_sensor resumed the deploy (canary)",
+        "weight   5%",
+        "weight  25%",
+        "weight 100%",
+        "promoted",
+        "rolled_back canary v",
         "a drifted day arrives",
         "psi_drift_sensor fired: run_key drift:",
         "next tick on the same day: 0 new run(s)",
+        "s end to end",
+        "http://127.0.0.1:3000",
     ):
         assert expected in out, expected
     assert "FAILED" not in out
+    seconds = float(out.split(" s end to end")[0].rsplit("after ", 1)[1])
+    assert seconds < 5.0
     with dg.DagsterInstance.get() as instance:
         drift_runs = instance.get_runs(dg.RunsFilter(tags={"trigger": "psi_drift"}))
         reports = instance.fetch_materializations(dg.AssetKey("drift_report"), limit=5).records
@@ -190,4 +197,3 @@ def test_mlplatform_demo_on_synthetic_data_prints_the_summary(platform, subproce
     assert run.tags["dagster/sensor_name"] == "psi_drift_sensor"
     assert float(run.tags["drift/max_psi"]) > 0.2
     assert len(reports) == 1  # the re-tick on the same day stops before computing PSI
-

@@ -33,6 +33,22 @@ def pinned_requirements(distributions=PIPELINE_DISTRIBUTIONS) -> list[str]:
     return [f"{name}=={metadata.version(name)}" for name in distributions]
 
 
+def environment_report(distributions=PIPELINE_DISTRIBUTIONS) -> dict[str, str]:
+    """This interpreter's version and the exact version of each distribution a pipeline needs.
+
+    Returns:
+        ``{"python": "3.11.7", "scikit-learn": "1.9.1", ...}``; "not installed" for a missing
+        distribution (a serving process without it cannot load the model: a parity failure).
+    """
+    report = {"python": platform.python_version()}
+    for name in distributions:
+        try:
+            report[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            report[name] = "not installed"
+    return report
+
+
 def environment_tags() -> dict[str, str]:
     """The interpreter and library versions of this process, as MLflow tags."""
     tags = {"python_version": platform.python_version()}

@@ -41,9 +41,7 @@ class DataChecksFailed(dg.Failure):
     partitions_def=daily_partitions,
     check_specs=check_specs("raw_data", RAW_GROUPS),
 )
-def raw_data(
-    context: dg.AssetExecutionContext, config: RawDataConfig, dataset: DatasetResource
-):
+def raw_data(context: dg.AssetExecutionContext, config: RawDataConfig, dataset: DatasetResource):
     """One day of rows as the source delivered them, stored only when the hard checks pass."""
     drift = config.simulate_drift
     # Raises SourceError naming the file and day: a missing, empty or unreadable delivery

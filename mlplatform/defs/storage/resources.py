@@ -33,9 +33,9 @@ class _PartitionAwarePickleIOManager(dg.UPathIOManager):
             return pickle.load(file)
 
     def load_input(self, context: dg.InputContext) -> Any:
-        downstream_partitioned = context.step_context.has_partition_key or (
-            context.step_context.has_partition_key_range
-        )
+        # The consuming asset's own partitioning, not the run's: in a run for one day of the
+        # whole graph, the unpartitioned features asset still reads the stored days lazily.
+        downstream_partitioned = context.step_context.entity_partitions_def is not None
         if context.has_asset_partitions and not downstream_partitioned:
             paths = self._get_paths_for_partitions(context)
             existing = {key: path for key, path in paths.items() if path.exists()}

@@ -1,9 +1,12 @@
+import getpass
+
 import dagster as dg
 import mlflow
 from pydantic import Field
 
 from mlplatform.defs.data.resources import DatasetResource
 from mlplatform.defs.training.resources import MLflowResource
+from mlplatform.deployment.approvals import TRIGGERED_BY_TAG, triggered_by
 from mlplatform.features import engineer, library, sets
 from mlplatform.features.sets import FeatureSet
 from mlplatform.ml import training
@@ -90,6 +93,8 @@ def challenger_model(
         "holdout_version": features.holdout_version,
         "dagster_run_id": context.run.run_id,
         "seed": str(params.seed),
+        # Four eyes: whoever started this training may not approve its deployment.
+        TRIGGERED_BY_TAG: triggered_by(context.run.tags, getpass.getuser()),
         **code_version(PROJECT_ROOT),
         **environment_tags(),
     }
@@ -124,7 +129,8 @@ def challenger_model(
         )
     client = mlflow_tracking.client()
     client.set_registered_model_alias(model_name, CHALLENGER, registered.version)
-    for key in ("dataset", "train_data_version", "holdout_version", "code_version", "seed"):
+    version_tags = ("dataset", "train_data_version", "holdout_version", "code_version", "seed")
+    for key in (*version_tags, TRIGGERED_BY_TAG):
         client.set_model_version_tag(model_name, registered.version, key, tags[key])
     return dg.Output(
         registered,

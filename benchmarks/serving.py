@@ -1,0 +1,317 @@
+"""Single-row scoring: ``mlplatform serve`` (champion + a 25% canary) against ``mlflow models serve``.
+
+Both servers serve the same registered model of one real, isolated platform built in a temporary
+directory the way the tests build it (``mlplatform_tests/conftest.py``): 4 synthetic days loaded
+and validated, two retrains (v1, v2), ``champion`` = v1 and a canary of v2 started with
+``start_canary`` at weight ``CANARY_WEIGHT`` (so ours routes every request: hashes the customer
+id, picks an arm, and answers with v1 or v2; both are the same kind of pipeline). MLflow serves
+``models:/<name>/1`` (the champion) with ``--env-manager local``. Each server runs as its own
+subprocess with one worker (``mlplatform serve`` is one uvicorn process; ``mlflow models serve
+-w 1``), alone on the machine while it is measured: the servers take turns, ``--rounds`` times
+each, alternating, and each figure is the median over rounds (so a burst of load from other
+work hits both alike). A third row, for information only, runs MLflow with
+``OMP_NUM_THREADS=1``: ours caps native threads per scoring call (``ServingSettings.
+model_threads``), which an MLflow user can also do by hand, so that row shows what is left of
+the difference without it.
+
+The client is the same for both: one asyncio loop with ``httpx.AsyncClient`` (keep-alive,
+pre-encoded bodies), sending ``{"dataframe_records": [row]}`` for one of ``DISTINCT_ROWS``
+synthetic customers, as clients send them (JSON-typed raw columns plus the customer id, which
+both servers ignore as an extra column; ours routes by it). Per round, after ``--warmup``
+requests:
+
+* latency: ``--requests`` sequential requests (one in flight), client-side wall time; p50, p99;
+* throughput: ``CLIENTS`` concurrent clients sending back to back for ``--seconds``; answered
+  requests per second. Every answer must be 200 with one probability in [0, 1].
+
+Goals (exit 1 when one is missed), same number of workers (1 each), canary on for ours:
+throughput >= ``MIN_THROUGHPUT_RATIO`` x MLflow's, p99 latency <= ``MAX_P99_RATIO`` x MLflow's;
+and the canary must really get traffic (its share within ``CANARY_SHARE_TOLERANCE`` of its
+weight). The load average is printed before every round: the machine is shared, so measure when
+it is low (the machine line shows it).
+
+Usage: ``python benchmarks/serving.py [--rounds 3] [--requests 2000] [--seconds 10]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import math
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+
+import httpx
+from report import machine_line, verdict
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+OURS = "mlplatform serve"
+MLFLOW = "mlflow models serve"
+MLFLOW_1T = "mlflow, OMP_NUM_THREADS=1"
+CLIENTS = 8
+CANARY_WEIGHT = 0.25
+DISTINCT_ROWS = 500
+MIN_THROUGHPUT_RATIO = 3.0
+MAX_P99_RATIO = 0.5
+CANARY_SHARE_TOLERANCE = 0.05
+BIN = Path(sys.executable).parent
+
+
+def build_platform(root: Path) -> tuple[dict[str, str], str, list[dict]]:
+    """An isolated platform with champion v1 and a running canary of v2; its env, model name and
+    request rows."""
+    sys.path.insert(0, str(REPO_ROOT / "mlplatform_tests"))
+    import dagster as dg
+    from conftest import TEST_DAYS, isolated_platform, load_days, retrain, write_spec
+    from mlflow import MlflowClient
+
+    from mlplatform.datasets.spec import load_spec
+    from mlplatform.datasets.synthetic import generate_batch
+    from mlplatform.demo_release import request_rows
+    from mlplatform.deployment.canary import CanaryPlan
+    from mlplatform.deployment.canary_state import start_canary
+    from mlplatform.ml.registry import CHAMPION, version_for_alias
+
+    spec_path = write_spec(root, top={"training_window_days": len(TEST_DAYS)})
+    platform = isolated_platform(root, spec_path)
+    os.environ.update(platform.env)
+    logging.disable(logging.INFO)  # Dagster's step-by-step run log
+    try:
+        with dg.instance_for_test() as instance:
+            if not all(run.success for run in load_days(platform, instance)):
+                raise RuntimeError("loading the synthetic days failed")
+            for _ in range(2):
+                if not retrain(platform, instance).success:
+                    raise RuntimeError("retraining failed")
+    finally:
+        logging.disable(logging.NOTSET)
+    spec = load_spec(str(spec_path))
+    name = f"mlplatform-{spec.name}"
+    client = MlflowClient(tracking_uri=platform.tracking_uri, registry_uri=platform.tracking_uri)
+    if version_for_alias(client, name, CHAMPION) != "1":
+        raise RuntimeError(f"expected v1 as champion of {name}")
+    start_canary(client, name, "2", CanaryPlan(steps=(CANARY_WEIGHT, 1.0)))
+    batch = generate_batch(date(2026, 3, 10), DISTINCT_ROWS, seed=7)
+    rows = [
+        {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
+        for row in request_rows(batch, spec)
+    ]
+    return dict(platform.env), name, rows
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def running(command: list[str], env: dict[str, str], log: Path, ready_path: str):
+    """A server subprocess until the block ends; yields its URL once ``ready_path`` answers 200."""
+    port = _free_port()
+    command = [part.replace("{port}", str(port)) for part in command]
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            command, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=log.parent
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            if process.poll() is not None or time.monotonic() > deadline:
+                tail = log.read_text()[-3000:]
+                raise RuntimeError(f"{' '.join(command[:3])} did not start:\n{tail}")
+            try:
+                if httpx.get(url + ready_path, timeout=1.0).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _check(response: httpx.Response) -> str:
+    """The arm that answered; raises unless the answer is one probability."""
+    if response.status_code != 200:
+        raise RuntimeError(f"HTTP {response.status_code}: {response.text[:300]}")
+    body = response.json()
+    predictions = body["predictions"] if isinstance(body, dict) else body
+    value = predictions[0]
+    if isinstance(value, list):  # MLflow answers predict_proba as [[p0, p1]]
+        value = value[1]
+    if isinstance(value, dict):
+        value = list(value.values())[-1]
+    if not (len(predictions) == 1 and 0.0 <= float(value) <= 1.0):
+        raise RuntimeError(f"unexpected answer {body!r}")
+    return response.headers.get("X-Model-Arm", "-")
+
+
+async def _measure(url: str, bodies: list[bytes], args) -> dict:
+    headers = {"Content-Type": "application/json"}
+    limits = httpx.Limits(max_connections=CLIENTS, max_keepalive_connections=CLIENTS)
+    async with httpx.AsyncClient(base_url=url, timeout=30.0, limits=limits) as client:
+
+        async def post(i: int) -> httpx.Response:
+            return await client.post(
+                "/invocations", content=bodies[i % len(bodies)], headers=headers
+            )
+
+        for i in range(args.warmup):
+            _check(await post(i))
+        latencies = []
+        for i in range(args.requests):
+            started = time.perf_counter()
+            response = await post(i)
+            latencies.append(time.perf_counter() - started)
+            _check(response)
+        arms: dict[str, int] = {}
+        stop_at = time.perf_counter() + args.seconds
+
+        async def worker(offset: int) -> int:
+            done, i = 0, offset
+            while time.perf_counter() < stop_at:
+                arm = _check(await post(i))
+                arms[arm] = arms.get(arm, 0) + 1
+                done, i = done + 1, i + CLIENTS
+            return done
+
+        started = time.perf_counter()
+        counts = await asyncio.gather(*(worker(k) for k in range(CLIENTS)))
+        elapsed = time.perf_counter() - started
+    latencies.sort()
+    return {
+        "p50": statistics.median(latencies) * 1000,
+        "p99": latencies[min(len(latencies) - 1, math.ceil(0.99 * len(latencies)) - 1)] * 1000,
+        "throughput": sum(counts) / elapsed,
+        "arms": arms,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3, help="turns per server (median)")
+    parser.add_argument("--requests", type=int, default=2000, help="sequential, for latency")
+    parser.add_argument("--seconds", type=float, default=10.0, help="8 clients, for throughput")
+    parser.add_argument("--warmup", type=int, default=200)
+    parser.add_argument(
+        "--platform-dir",
+        type=Path,
+        help="build the platform here once and reuse it (default: temp)",
+    )
+    args = parser.parse_args()
+
+    import fastapi
+    import mlflow
+    import sklearn
+    import uvicorn
+
+    with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp:
+        root = args.platform_dir or Path(tmp)
+        started = time.perf_counter()
+        built = root / "benchmark-platform.json"
+        if built.exists():
+            env, name, rows = json.loads(built.read_text())
+        else:
+            root.mkdir(parents=True, exist_ok=True)
+            env, name, rows = build_platform(root)
+            built.write_text(json.dumps([env, name, rows]))
+        print(
+            f"platform: {name} champion v1, canary v2 at {CANARY_WEIGHT:.0%} "
+            f"(built in {time.perf_counter() - started:.0f} s); {len(rows)} distinct rows, "
+            f"{len(rows[0])} columns incl. the id"
+        )
+        env = {**os.environ, **env, "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
+        # MLflow starts ``uvicorn`` by name: the venv's, as an activated venv would.
+        env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+        bodies = [json.dumps({"dataframe_records": [row]}).encode() for row in rows]
+        mlflow_command = [
+            str(BIN / "mlflow"), "models", "serve", "-m", f"models:/{name}/1",
+            "--env-manager", "local", "-p", "{port}", "-w", "1",
+        ]  # fmt: skip
+        servers = {
+            OURS: ([str(BIN / "mlplatform"), "serve", "--port", "{port}"], "/health", env),
+            MLFLOW: (mlflow_command, "/ping", env),
+            MLFLOW_1T: (mlflow_command, "/ping", {**env, "OMP_NUM_THREADS": "1"}),
+        }
+        results: dict[str, list[dict]] = {server: [] for server in servers}
+        for round_ in range(args.rounds):
+            for number, (server, (command, ready, server_env)) in enumerate(servers.items()):
+                load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+                log = root / f"server{number}-round{round_}.log"
+                with running(command, server_env, log, ready) as url:
+                    result = asyncio.run(_measure(url, bodies, args))
+                results[server].append(result)
+                print(
+                    f"  round {round_ + 1} {server:<20} p50 {result['p50']:6.2f} ms  "
+                    f"p99 {result['p99']:6.2f} ms  {result['throughput']:7.1f} req/s  "
+                    f"arms {result['arms']}  (load before: {load})"
+                )
+
+    summary = {
+        server: {
+            key: statistics.median(r[key] for r in runs) for key in ("p50", "p99", "throughput")
+        }
+        for server, runs in results.items()
+    }
+    ours, theirs = summary[OURS], summary[MLFLOW]
+    print()
+    print(f"{'server':<27}{'workers':>8}{'p50 ms':>9}{'p99 ms':>9}{'req/s':>9}")
+    for server, s in summary.items():
+        print(f"{server:<27}{1:>8}{s['p50']:>9.2f}{s['p99']:>9.2f}{s['throughput']:>9.1f}")
+    p50_ratio = ours["p50"] / theirs["p50"]
+    p99_ratio = ours["p99"] / theirs["p99"]
+    throughput_ratio = ours["throughput"] / theirs["throughput"]
+    print(
+        f"{'ours / mlflow':<35}{p50_ratio:>9.2f}{p99_ratio:>9.2f}{throughput_ratio:>9.2f}"
+        f"   (goals: p99 <= {MAX_P99_RATIO}, throughput >= {MIN_THROUGHPUT_RATIO})"
+    )
+    tuned = summary[MLFLOW_1T]
+    print(
+        f"{'ours / mlflow OMP_NUM_THREADS=1':<35}{ours['p50'] / tuned['p50']:>9.2f}"
+        f"{ours['p99'] / tuned['p99']:>9.2f}{ours['throughput'] / tuned['throughput']:>9.2f}"
+        "   (information: MLflow given our one-thread-per-call setting by hand)"
+    )
+    arms: dict[str, int] = {}
+    for run in results[OURS]:
+        for arm, count in run["arms"].items():
+            arms[arm] = arms.get(arm, 0) + count
+    share = arms.get("canary", 0) / max(sum(arms.values()), 1)
+    print(
+        f"ours: canary share {share:.1%} of {sum(arms.values())} throughput requests "
+        f"(weight {CANARY_WEIGHT:.0%}, routed by customer id)"
+    )
+    print(machine_line(mlflow=mlflow.__version__, fastapi=fastapi.__version__,
+                       uvicorn=uvicorn.__version__, httpx=httpx.__version__,
+                       sklearn=sklearn.__version__))  # fmt: skip
+
+    problems = []
+    if throughput_ratio < MIN_THROUGHPUT_RATIO:
+        problems.append(
+            f"throughput {throughput_ratio:.2f}x MLflow's, goal >= {MIN_THROUGHPUT_RATIO}x"
+        )
+    if p99_ratio > MAX_P99_RATIO:
+        problems.append(f"p99 latency {p99_ratio:.2f}x MLflow's, goal <= {MAX_P99_RATIO}x")
+    if abs(share - CANARY_WEIGHT) > CANARY_SHARE_TOLERANCE:
+        problems.append(f"canary share {share:.1%}, expected {CANARY_WEIGHT:.0%}")
+    return verdict(problems)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

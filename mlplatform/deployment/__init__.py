@@ -1,0 +1,1 @@
+"""Gradual (canary) release of approved model versions: metrics, sequential tests, decisions."""

@@ -1,0 +1,1 @@
+"""Model serving: the registry's champion (and canary) behind MLflow's scoring protocol."""

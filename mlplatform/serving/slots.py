@@ -1,0 +1,238 @@
+"""The models a serving process holds: champion, previous (N-1) and canary, kept in step with
+the MLflow registry.
+
+The registry is the only source of truth: aliases say which version serves, the registered
+model tag ``mlplatform.canary`` says whether a canary runs and with which weight. A background
+thread polls it; a version is loaded once and cached by number, so a rollback to ``previous``
+or the promotion of the canary is a pointer swap. Every change is published by assigning one
+new immutable :class:`SlotState`, so a request that took a snapshot keeps its models to the
+end. Failures (registry unreachable, a version that does not load) are logged and the current
+models keep serving.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from mlplatform.ml.registry import CHAMPION, PREVIOUS
+
+logger = logging.getLogger(__name__)
+
+CANARY = "canary"
+CANARY_TAG = "mlplatform.canary"
+MAX_RETRY_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """One loaded model version."""
+
+    version: str
+    model: Any
+    signature: Any
+    loaded_at: float
+
+
+@dataclass(frozen=True)
+class SlotState:
+    """What serves right now; never mutated, replaced as a whole."""
+
+    champion: LoadedModel | None = None
+    previous: LoadedModel | None = None
+    canary: LoadedModel | None = None
+    canary_weight: float = 0.0
+    refreshed_at: float = 0.0
+
+    @property
+    def champion_version(self) -> str | None:
+        return self.champion.version if self.champion else None
+
+    @property
+    def previous_version(self) -> str | None:
+        return self.previous.version if self.previous else None
+
+    @property
+    def canary_version(self) -> str | None:
+        return self.canary.version if self.canary else None
+
+    @property
+    def signature(self) -> Any:
+        """The champion's input/output signature (None without a champion)."""
+        return self.champion.signature if self.champion else None
+
+    @property
+    def loaded_at(self) -> float | None:
+        """When the champion was loaded (Unix time)."""
+        return self.champion.loaded_at if self.champion else None
+
+
+def canary_assignment(tag: str | None, canary_alias: str | None) -> tuple[str | None, float]:
+    """The canary version and its weight from the ``mlplatform.canary`` tag and alias.
+
+    Traffic goes to a canary only when the tag's status is "running" and the ``canary`` alias
+    points at the tag's version; anything else (no tag, bad JSON, another status, alias
+    elsewhere) is no canary.
+
+    Returns:
+        ``(version, weight)`` with weight clamped to [0, 1], or ``(None, 0.0)``.
+    """
+    try:
+        state = json.loads(tag) if tag else None
+        version, weight = str(state["version"]), float(state["weight"])
+        running = state.get("status") == "running"
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return None, 0.0
+    if not running or canary_alias is None or str(canary_alias) != version:
+        return None, 0.0
+    if not math.isfinite(weight):
+        return None, 0.0
+    return version, min(max(weight, 0.0), 1.0)
+
+
+def load_pyfunc(model_name: str, version: str) -> Any:
+    """Loads a registered version as an MLflow pyfunc model (registry URI set globally)."""
+    import mlflow.pyfunc
+
+    return mlflow.pyfunc.load_model(f"models:/{model_name}/{version}")
+
+
+class ModelSlots:
+    """Champion, previous and canary models of one registered model, refreshed in the background.
+
+    Args:
+        client: An ``MlflowClient`` (only ``get_registered_model`` is used).
+        model_name: Registered model name.
+        poll_seconds: Seconds between registry polls.
+        loader: ``(model_name, version) -> model``; the pyfunc loader by default.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        model_name: str,
+        poll_seconds: float = 0.5,
+        loader: Callable[[str, str], Any] = load_pyfunc,
+    ):
+        self.client = client
+        self.model_name = model_name
+        self.poll_seconds = poll_seconds
+        self._loader = loader
+        self._state = SlotState()
+        self._cache: dict[str, LoadedModel] = {}
+        self._failed: dict[str, tuple[float, float]] = {}  # version -> (retry at, delay)
+        self._last_problem: str | None = None
+        self._refresh_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def snapshot(self) -> SlotState:
+        """The current state; take it once per request and use only it."""
+        return self._state
+
+    def _load(self, version: str | None) -> LoadedModel | None:
+        if version is None:
+            return None
+        if version in self._cache:
+            return self._cache[version]
+        retry_at, delay = self._failed.get(version, (0.0, 0.5))
+        if time.monotonic() < retry_at:
+            return None
+        try:
+            model = self._loader(self.model_name, version)
+        except Exception:  # noqa: BLE001 - any load failure must leave the current models serving
+            delay = min(delay * 2, MAX_RETRY_SECONDS)
+            self._failed[version] = (time.monotonic() + delay, delay)
+            logger.exception(
+                "loading %s v%s failed; retry in %.0fs", self.model_name, version, delay
+            )
+            return None
+        self._failed.pop(version, None)
+        metadata = getattr(model, "metadata", None)
+        loaded = LoadedModel(version, model, getattr(metadata, "signature", None), time.time())
+        self._cache[version] = loaded
+        logger.info("loaded %s v%s", self.model_name, version)
+        return loaded
+
+    def _report(self, problem: str | None) -> None:
+        # Polls run twice a second: say each problem once, not on every poll.
+        if problem and problem != self._last_problem:
+            logger.warning("%s", problem)
+        self._last_problem = problem
+
+    def refresh(self) -> SlotState:
+        """Reads aliases and the canary tag (one registry call) and publishes the new state.
+
+        A version that fails to load keeps its slot's current model (the champion never
+        becomes nothing); a canary that is not loaded gets no traffic.
+
+        Returns:
+            The state now served.
+        """
+        with self._refresh_lock:
+            try:
+                registered = self.client.get_registered_model(self.model_name)
+            except Exception as exc:  # noqa: BLE001 - registry outages must not stop serving
+                self._report(f"registry read for {self.model_name} failed: {exc}")
+                return self._state
+            aliases = {k: str(v) for k, v in (registered.aliases or {}).items()}
+            tag = (registered.tags or {}).get(CANARY_TAG)
+            canary_version, weight = canary_assignment(tag, aliases.get(CANARY))
+            current = self._state
+            wanted = {
+                "champion": aliases.get(CHAMPION),
+                "previous": aliases.get(PREVIOUS),
+                "canary": canary_version,
+            }
+            if wanted["champion"] is None:
+                self._report(f"{self.model_name} has no '{CHAMPION}' alias")
+            else:
+                self._report(None)
+            slots = {}
+            for slot, version in wanted.items():
+                loaded = self._load(version)
+                # Champion and previous keep their current model when the new one fails.
+                keep = getattr(current, slot) if slot != "canary" else None
+                slots[slot] = loaded if loaded is not None or version is None else keep
+            if slots["champion"] is None:
+                slots["champion"] = current.champion
+            new = SlotState(
+                **slots,
+                canary_weight=weight if slots["canary"] is not None else 0.0,
+                refreshed_at=time.time(),
+            )
+            self._state = new  # one assignment: readers see the old or the new state, whole
+            keep_versions = {m.version for m in (new.champion, new.previous, new.canary) if m}
+            self._cache = {v: m for v, m in self._cache.items() if v in keep_versions}
+            return new
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.poll_seconds):
+            try:
+                self.refresh()
+            except Exception:  # noqa: BLE001 - the poller must outlive any bug in one poll
+                logger.exception("refreshing %s failed", self.model_name)
+
+    def start(self) -> SlotState:
+        """Loads the current models, then polls in a daemon thread until :meth:`stop`."""
+        state = self.refresh()
+        if self._thread is None or not self._thread.is_alive():
+            self._stop.clear()
+            self._thread = threading.Thread(
+                target=self._run, name=f"model-slots-{self.model_name}", daemon=True
+            )
+            self._thread.start()
+        return state
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stops the polling thread (a load in progress finishes first)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
