@@ -45,9 +45,10 @@ test: install ## the full test suite (unit, asset, end-to-end)
 test-fast: install ## everything but the end-to-end tests
 	$(BIN)/python -m pytest -m "not e2e"
 
-bench: install ## benchmarks, each against its baseline in the same process
-	$(BIN)/python benchmarks/data_validation.py
-	$(BIN)/python benchmarks/delong.py
+bench: install ## every benchmark, each against its baseline side by side; fails if a goal is missed
+	@status=0; for name in data_validation delong psi serving; do \
+		echo "== benchmarks/$$name.py"; $(BIN)/python benchmarks/$$name.py || status=1; \
+	done; exit $$status
 
 dev: install ## Dagster UI + daemon (schedules, sensors) on http://127.0.0.1:3000
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000

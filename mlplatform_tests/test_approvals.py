@@ -33,9 +33,15 @@ APPROVERS = "alice, bob"
 def registry_client(tmp_path_factory):
     """One sqlite registry for the module: creating its tables takes seconds."""
     uri = f"sqlite:///{tmp_path_factory.mktemp('registry') / 'mlflow.db'}"
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    return MlflowClient(uri, uri)
+    with pytest.MonkeyPatch.context() as patch:
+        # mlflow.set_*_uri also export these; the context puts them back afterwards.
+        patch.setenv("MLFLOW_TRACKING_URI", uri)
+        patch.setenv("MLFLOW_REGISTRY_URI", uri)
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
+        yield MlflowClient(uri, uri)
+        mlflow.set_tracking_uri(None)
+        mlflow.set_registry_uri(None)
 
 
 @pytest.fixture
@@ -47,7 +53,12 @@ def registry(registry_client):
     model = LogisticRegression().fit(np.array([[0.0], [1.0]]), [0, 1])
     for _ in range(2):
         with mlflow.start_run():
-            mlflow.sklearn.log_model(model, name="model", registered_model_name=NAME)
+            mlflow.sklearn.log_model(
+                model,
+                name="model",
+                registered_model_name=NAME,
+                pip_requirements=["scikit-learn"],  # no requirement inference: fast
+            )
     for version, decision in (("1", "PROMOTE"), ("2", "KEEP CHAMPION")):
         registry_client.set_model_version_tag(NAME, version, "decision", decision)
         registry_client.set_model_version_tag(NAME, version, TRIGGERED_BY_TAG, "carol")

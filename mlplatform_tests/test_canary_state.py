@@ -9,6 +9,7 @@ import mlflow
 import numpy as np
 import pytest
 from mlflow import MlflowClient
+from mlflow.tracking._model_registry import utils as registry_utils
 from mlflow.tracking._tracking_service import utils as tracking_utils
 from sklearn.linear_model import LogisticRegression
 
@@ -40,9 +41,13 @@ def template_db(tmp_path_factory):
     # set_tracking_uri is process-global (and exports MLFLOW_TRACKING_URI): put both back so
     # other modules' tests see the URI they had.
     previous_uri = tracking_utils._tracking_uri
+    previous_registry = registry_utils._registry_uri
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_URI", uri)
+        # The registry URI too: an earlier test's in-process run may have set it globally.
+        patch.setenv("MLFLOW_REGISTRY_URI", uri)
         mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
         try:
             # No set_experiment either: it too is global state that would outlive this registry.
             experiment = mlflow.create_experiment("canary", (root / "artifacts").as_uri())
@@ -57,6 +62,7 @@ def template_db(tmp_path_factory):
                     )
         finally:
             mlflow.set_tracking_uri(previous_uri)
+            registry_utils._registry_uri = previous_registry
     return root / "mlflow.db"
 
 
