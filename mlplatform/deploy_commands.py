@@ -40,8 +40,9 @@ def decide(args: argparse.Namespace) -> int:
         return 2
     print(
         f"{name} v{approval.version} {approval.status} by {approval.by} at {approval.at}: "
-        f"{approval.reason}\napproval_sensor resumes a waiting deploy within 30 s under the "
-        "daemon (`make dev`); it is recorded as tags on the model version."
+        f"{approval.reason}\nRecorded as tags on the model version. If the latest deploy step "
+        "waits for this version, approval_sensor resumes it within 30 s under the daemon "
+        "(`make dev`); otherwise run deploy_job."
     )
     return 0
 

@@ -21,6 +21,7 @@ from mlplatform.deployment.approvals import (
     approval_for,
     parse_approvers,
     record_decision,
+    release_blocker,
     triggered_by,
 )
 from mlplatform_tests.conftest import aliases, materialized_count, retrain
@@ -122,6 +123,54 @@ def test_a_failed_deploy_gate_blocks_approval(registry):
 def test_no_approvers_configured_means_nobody_may_approve(registry):
     with pytest.raises(ApprovalError, match="no approvers are configured"):
         record_decision(registry, NAME, "1", "approved", "alice", "ok", "")
+
+
+def test_a_version_without_a_recorded_trainer_cannot_be_approved(registry):
+    registry.delete_model_version_tag(NAME, "1", TRIGGERED_BY_TAG)
+    with pytest.raises(ApprovalError, match="records no trainer"):
+        _decide(registry)
+
+
+def test_a_version_rolled_back_after_its_approval_needs_a_new_one(registry):
+    approval = record_decision(
+        registry,
+        NAME,
+        "1",
+        "approved",
+        "alice",
+        "ok",
+        APPROVERS,
+        datetime(2026, 11, 25, 10, 0, tzinfo=UTC),
+    )
+    tags = dict(registry.get_model_version(NAME, "1").tags)
+    assert release_blocker(approval, tags, APPROVERS) is None
+    rolled = {
+        **tags,
+        "mlplatform.canary.outcome": "rolled_back",
+        "mlplatform.canary.decided_at": "2026-11-25T11:00:00+00:00",
+    }
+    assert "needs a new approval" in release_blocker(approval, rolled, APPROVERS)
+    by_hand = {**tags, "mlplatform.rolled_back": "2026-11-25T12:00:00+00:00 by bob: slow"}
+    assert "needs a new approval" in release_blocker(approval, by_hand, APPROVERS)
+    later = record_decision(
+        registry,
+        NAME,
+        "1",
+        "approved",
+        "bob",
+        "fixed",
+        APPROVERS,
+        datetime(2026, 11, 25, 13, 0, tzinfo=UTC),
+    )
+    assert release_blocker(later, by_hand, APPROVERS) is None
+
+
+def test_an_approval_edited_by_hand_is_not_trusted_at_release(registry):
+    approval = _decide(registry)
+    tags = dict(registry.get_model_version(NAME, "1").tags)
+    forged = approval.__class__(**{**approval.__dict__, "by": "carol"})
+    assert "four eyes" in release_blocker(forged, tags, "alice, bob, carol")
+    assert "not on the approvers list" in release_blocker(forged, tags, APPROVERS)
 
 
 @pytest.mark.parametrize(

@@ -136,6 +136,11 @@ def record_decision(
     model_version = _version(client, model_name, version)
     tags = model_version.tags
     trainer = tags.get(TRIGGERED_BY_TAG, "")
+    if status == APPROVED and not trainer.strip():
+        raise ApprovalError(
+            f"{model_name} v{version} records no trainer ({TRIGGERED_BY_TAG}): four eyes cannot "
+            "be checked, so it cannot be approved"
+        )
     if status == APPROVED and trainer.casefold() == by.casefold():
         raise ApprovalError(
             f"{by} triggered the training of {model_name} v{version}: someone else must approve "
@@ -174,3 +179,37 @@ def record_decision(
     ):
         client.set_model_version_tag(model_name, str(version), key, value)
     return approval
+
+
+def release_blocker(
+    approval: Approval, tags: dict[str, str], approvers: Iterable[str]
+) -> str | None:
+    """Why an approved version must not be released now (None: it may be).
+
+    Re-checked at release time, because tags can be edited outside this module: the approver
+    must still be on the list and not be the trainer, and a version rolled back after its
+    approval (automatically by the canary, or by hand) needs a new one.
+    """
+    if approval.by not in parse_approvers(approvers):
+        return f"approved by {approval.by!r}, who is not on the approvers list"
+    trainer = tags.get(TRIGGERED_BY_TAG, "")
+    if not trainer.strip() or trainer.casefold() == approval.by.casefold():
+        return f"approved by {approval.by!r}, but the trainer is {trainer or 'unknown'} (four eyes)"
+    rolled_back = [
+        tags.get("mlplatform.rolled_back", "").split(" ", 1)[0],
+        tags.get("mlplatform.canary.decided_at", "")
+        if tags.get("mlplatform.canary.outcome") == "rolled_back"
+        else "",
+    ]
+    latest = max((_instant(t) for t in rolled_back if t), default=None)
+    if latest is not None and _instant(approval.at) <= latest:
+        return (
+            f"rolled back at {latest.isoformat()} after its approval at {approval.at}: it needs "
+            "a new approval"
+        )
+    return None
+
+
+def _instant(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

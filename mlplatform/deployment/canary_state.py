@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import replace
+from datetime import UTC, datetime
 
 from mlflow import MlflowClient
 
@@ -35,6 +36,7 @@ STATE_TAG = "mlplatform.canary"
 OUTCOME_TAG = "mlplatform.canary.outcome"
 REASON_TAG = "mlplatform.canary.reason"
 EVIDENCE_TAG = "mlplatform.canary.evidence"
+DECIDED_AT_TAG = "mlplatform.canary.decided_at"
 
 
 class CanaryError(RuntimeError):
@@ -115,6 +117,11 @@ def _record_outcome(client: MlflowClient, name: str, decision: Decision) -> None
     client.set_model_version_tag(name, version, REASON_TAG, decision.reason)
     client.set_model_version_tag(
         name, version, EVIDENCE_TAG, json.dumps(decision.evidence, sort_keys=True)
+    )
+    # When: an approval given before a rollback does not release the version again.
+    decided = datetime.fromtimestamp(decision.new_state.updated_at, UTC)
+    client.set_model_version_tag(
+        name, version, DECIDED_AT_TAG, decided.isoformat(timespec="seconds")
     )
 
 

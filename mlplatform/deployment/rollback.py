@@ -14,6 +14,9 @@ from mlflow import MlflowClient
 
 from mlplatform.ml.registry import CHAMPION, PREVIOUS, version_for_alias
 
+# "<ISO time> by <who>: <reason>" on the version that was replaced.
+ROLLED_BACK_TAG = "mlplatform.rolled_back"
+
 
 class RollbackError(RuntimeError):
     """Nothing to roll back to; the message says why."""
@@ -53,9 +56,7 @@ def roll_back(
     client.set_registered_model_alias(model_name, PREVIOUS, champion)
     at = datetime.now(UTC).isoformat(timespec="seconds")
     who = by or getpass.getuser()
-    client.set_model_version_tag(
-        model_name, champion, "mlplatform.rolled_back", f"{at} by {who}: {reason}"
-    )
+    client.set_model_version_tag(model_name, champion, ROLLED_BACK_TAG, f"{at} by {who}: {reason}")
     client.set_model_version_tag(
         model_name, previous, "mlplatform.restored", f"{at} by {who}: {reason}"
     )

@@ -5,7 +5,7 @@ import dagster as dg
 from mlplatform.defs.deployment.resources import DeploymentPolicy
 from mlplatform.defs.training.assets import FOLLOW_THROUGH_GATES
 from mlplatform.defs.training.resources import MLflowResource
-from mlplatform.deployment.approvals import approval_for
+from mlplatform.deployment.approvals import approval_for, release_blocker
 from mlplatform.ml.evaluation import Evaluation
 from mlplatform.ml.registry import (
     CHALLENGER,
@@ -108,6 +108,12 @@ def deployed_model(
         elif deployment.approval_required and not approval.approved:
             status = REJECTED
             reason = f"v{version} rejected by {approval.by} at {approval.at}: {approval.reason}"
+        elif deployment.approval_required and (
+            blocker := release_blocker(
+                approval, client.get_model_version(name, version).tags, deployment.approver_names
+            )
+        ):
+            status, reason = AWAITING, f"v{version} not released: {blocker}"
         else:
             status, reason = _release(context, client, evaluation, deployment)
     champion = version_for_alias(client, name, CHAMPION)
