@@ -22,7 +22,11 @@ requests:
 
 * latency: ``--requests`` sequential requests (one in flight), client-side wall time; p50, p99;
 * throughput: ``CLIENTS`` concurrent clients sending back to back for ``--seconds``; answered
-  requests per second. Every answer must be 200 with one probability in [0, 1].
+  requests per second, and (information) the p99 latency of those requests ("p99@8"). Every
+  answer must be 200 with one probability in [0, 1].
+
+The latency goal is judged on the sequential p99 (one request in flight), the strict reading:
+there both servers spend nearly all of each request in the same pipeline ``predict``.
 
 Goals (exit 1 when one is missed), same number of workers (1 each), canary on for ours:
 throughput >= ``MIN_THROUGHPUT_RATIO`` x MLflow's, p99 latency <= ``MAX_P99_RATIO`` x MLflow's;
@@ -163,6 +167,11 @@ def _check(response: httpx.Response) -> str:
     return response.headers.get("X-Model-Arm", "-")
 
 
+def _p99(latencies: list[float]) -> float:
+    ordered = sorted(latencies)
+    return ordered[min(len(ordered) - 1, math.ceil(0.99 * len(ordered)) - 1)]
+
+
 async def _measure(url: str, bodies: list[bytes], args) -> dict:
     headers = {"Content-Type": "application/json"}
     limits = httpx.Limits(max_connections=CLIENTS, max_keepalive_connections=CLIENTS)
@@ -182,12 +191,16 @@ async def _measure(url: str, bodies: list[bytes], args) -> dict:
             latencies.append(time.perf_counter() - started)
             _check(response)
         arms: dict[str, int] = {}
+        loaded_latencies: list[float] = []
         stop_at = time.perf_counter() + args.seconds
 
         async def worker(offset: int) -> int:
             done, i = 0, offset
             while time.perf_counter() < stop_at:
-                arm = _check(await post(i))
+                sent = time.perf_counter()
+                response = await post(i)
+                loaded_latencies.append(time.perf_counter() - sent)
+                arm = _check(response)
                 arms[arm] = arms.get(arm, 0) + 1
                 done, i = done + 1, i + CLIENTS
             return done
@@ -195,10 +208,10 @@ async def _measure(url: str, bodies: list[bytes], args) -> dict:
         started = time.perf_counter()
         counts = await asyncio.gather(*(worker(k) for k in range(CLIENTS)))
         elapsed = time.perf_counter() - started
-    latencies.sort()
     return {
         "p50": statistics.median(latencies) * 1000,
-        "p99": latencies[min(len(latencies) - 1, math.ceil(0.99 * len(latencies)) - 1)] * 1000,
+        "p99": _p99(latencies) * 1000,
+        "loaded_p99": _p99(loaded_latencies) * 1000,
         "throughput": sum(counts) / elapsed,
         "arms": arms,
     }
@@ -261,25 +274,31 @@ def main() -> int:
                 print(
                     f"  round {round_ + 1} {server:<20} p50 {result['p50']:6.2f} ms  "
                     f"p99 {result['p99']:6.2f} ms  {result['throughput']:7.1f} req/s  "
+                    f"p99 under load {result['loaded_p99']:6.1f} ms  "
                     f"arms {result['arms']}  (load before: {load})"
                 )
 
     summary = {
         server: {
-            key: statistics.median(r[key] for r in runs) for key in ("p50", "p99", "throughput")
+            key: statistics.median(r[key] for r in runs)
+            for key in ("p50", "p99", "throughput", "loaded_p99")
         }
         for server, runs in results.items()
     }
     ours, theirs = summary[OURS], summary[MLFLOW]
     print()
-    print(f"{'server':<27}{'workers':>8}{'p50 ms':>9}{'p99 ms':>9}{'req/s':>9}")
+    print(f"{'server':<27}{'workers':>8}{'p50 ms':>9}{'p99 ms':>9}{'req/s':>9}{'p99@8 ms':>10}")
     for server, s in summary.items():
-        print(f"{server:<27}{1:>8}{s['p50']:>9.2f}{s['p99']:>9.2f}{s['throughput']:>9.1f}")
+        print(
+            f"{server:<27}{1:>8}{s['p50']:>9.2f}{s['p99']:>9.2f}{s['throughput']:>9.1f}"
+            f"{s['loaded_p99']:>10.1f}"
+        )
     p50_ratio = ours["p50"] / theirs["p50"]
     p99_ratio = ours["p99"] / theirs["p99"]
     throughput_ratio = ours["throughput"] / theirs["throughput"]
     print(
         f"{'ours / mlflow':<35}{p50_ratio:>9.2f}{p99_ratio:>9.2f}{throughput_ratio:>9.2f}"
+        f"{ours['loaded_p99'] / theirs['loaded_p99']:>10.2f}"
         f"   (goals: p99 <= {MAX_P99_RATIO}, throughput >= {MIN_THROUGHPUT_RATIO})"
     )
     tuned = summary[MLFLOW_1T]

@@ -8,6 +8,7 @@ import sys
 import time
 
 from mlplatform.deploy_commands import add_commands
+from mlplatform.load_command import add_load_command
 
 
 def _backfill_days(keys: list[str]) -> list[str]:
@@ -97,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     holdout.add_argument("--by", help="who resets it (default: the current user)")
     holdout.set_defaults(func=reset_holdout)
     add_commands(commands)
+    add_load_command(commands)
     return parser
 
 
@@ -108,8 +110,15 @@ def main(argv: list[str] | None = None) -> int:
 
     # data_version on Output is marked beta; the warning says nothing an operator can act on.
     warnings.filterwarnings("ignore", category=dg.BetaWarning)
+    from mlplatform.datasets.spec import SpecError
+
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except SpecError as exc:  # an unknown data set or a bad spec: the operator's input, no trace
+        command = getattr(args, "command", None) or "mlplatform"
+        print(f"mlplatform {command}: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -126,9 +126,9 @@ def _release_steps(dataset: str, drifted_day: str, outcome) -> int:
         running_server,
         send_traffic,
     )
-    from mlplatform.deploy_commands import _registry, _wait_until_served
+    from mlplatform.deploy_commands import _registry, _wait_until_served, roll_back_under_lease
     from mlplatform.deployment.canary_state import REASON_TAG, start_canary
-    from mlplatform.deployment.rollback import RollbackError, roll_back
+    from mlplatform.deployment.rollback import RollbackError
     from mlplatform.lifecycle import training_config
 
     spec = load_spec(dataset)
@@ -163,7 +163,7 @@ def _release_steps(dataset: str, drifted_day: str, outcome) -> int:
         _step(7, "manual rollback: `mlplatform rollback`")
         started = time.perf_counter()
         try:
-            result = roll_back(client, name, reason="demo: manual rollback")
+            result = roll_back_under_lease(client, name, None, "demo: manual rollback")
         except RollbackError as exc:
             print(f"  {exc}")
             return 0

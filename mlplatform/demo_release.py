@@ -129,6 +129,7 @@ def drive_canary(client, name: str, url: str, rows: list[dict], rounds: int = 40
 
 def register_broken_release(client, name: str, column: str, value: str) -> str:
     """Registers the champion's pipeline wrapped to crash on one category; returns the version."""
+    from mlplatform.ml.integrity import record_artifact_digest
     from mlplatform.ml.registry import CHAMPION, version_for_alias
 
     champion = version_for_alias(client, name, CHAMPION)
@@ -142,7 +143,10 @@ def register_broken_release(client, name: str, column: str, value: str) -> str:
             signature=signature,
             registered_model_name=name,
         )
-    return str(info.registered_model_version)
+    version = str(info.registered_model_version)
+    # Registered by hand, not by log_and_register: serving loads it only with its digest.
+    record_artifact_digest(client, name, version)
+    return version
 
 
 def demo_plan():

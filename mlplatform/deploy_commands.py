@@ -7,6 +7,9 @@ import os
 import sys
 import time
 
+# Exit status of a command that lost a race (a decision, release or rollback got there first).
+CONFLICT_EXIT = 3
+
 
 def _registry():
     """The configured data set's registered model name and an MLflow client."""
@@ -19,8 +22,11 @@ def _registry():
 
 
 def decide(args: argparse.Namespace) -> int:
-    """Records an approval or rejection of a model version (four eyes, approvers only)."""
-    from mlplatform.deployment.approvals import ApprovalError, record_decision
+    """Records an approval or rejection of a model version (four eyes, approvers only).
+
+    Exit codes: 0 recorded, 2 not allowed, 3 conflict (another decision got there first).
+    """
+    from mlplatform.deployment.approvals import ApprovalConflict, ApprovalError, record_decision
     from mlplatform.lifecycle import apply_environment
 
     apply_environment(args.dataset)
@@ -34,7 +40,11 @@ def decide(args: argparse.Namespace) -> int:
             args.by,
             args.reason,
             os.environ.get("MLPLATFORM_APPROVERS", ""),
+            supersede=args.supersede,
         )
+    except ApprovalConflict as exc:
+        print(f"mlplatform {args.command}: conflict: {exc}", file=sys.stderr)
+        return CONFLICT_EXIT
     except ApprovalError as exc:
         print(f"mlplatform {args.command}: {exc}", file=sys.stderr)
         return 2
@@ -103,16 +113,42 @@ def _wait_until_served(url: str, version: str, timeout: float) -> float | None:
     return None
 
 
+def roll_back_under_lease(client, name: str, by: str | None, reason: str):
+    """``roll_back`` holding the deploy lease, as every rollback must.
+
+    No canary step, promotion or release moves aliases meanwhile, and a tick that decided before
+    the rollback is refused afterwards (its state is stale).
+
+    Raises:
+        ConflictError: The lease stayed held by another writer.
+        RollbackError: Nothing to roll back to.
+    """
+    from mlplatform.deployment.canary_state import DEPLOY_LEASE, LEASE_WAIT_SECONDS
+    from mlplatform.deployment.locks import held
+    from mlplatform.deployment.rollback import roll_back
+
+    holder = f"rollback by {by or 'CLI'}"
+    with held(client, name, DEPLOY_LEASE, holder, wait_seconds=LEASE_WAIT_SECONDS):
+        return roll_back(client, name, by=by, reason=reason)
+
+
 def rollback(args: argparse.Namespace) -> int:
-    """Makes ``previous`` the champion again (model and preprocessing: one artefact)."""
-    from mlplatform.deployment.rollback import RollbackError, roll_back
+    """Makes ``previous`` the champion again (model and preprocessing: one artefact).
+
+    Exit codes: 0 served, 1 not served in time, 2 nothing to roll back to, 3 conflict.
+    """
+    from mlplatform.deployment.locks import ConflictError
+    from mlplatform.deployment.rollback import RollbackError
     from mlplatform.lifecycle import apply_environment
 
     apply_environment(args.dataset)
     started = time.perf_counter()
     name, client = _registry()
     try:
-        result = roll_back(client, name, by=args.by, reason=args.reason)
+        result = roll_back_under_lease(client, name, args.by, args.reason)
+    except ConflictError as exc:
+        print(f"mlplatform rollback: conflict: {exc}", file=sys.stderr)
+        return CONFLICT_EXIT
     except RollbackError as exc:
         print(f"mlplatform rollback: {exc}", file=sys.stderr)
         return 2
@@ -137,12 +173,24 @@ def rollback(args: argparse.Namespace) -> int:
 
 
 def serve(args: argparse.Namespace) -> int:
-    """Runs the scoring server for the configured data set's registered model."""
+    """Runs the scoring server for the configured data set's registered model.
+
+    Exit codes: 2 when MLPLATFORM_SERVING_ADMIN_TOKEN is set but unusable.
+    """
     from mlplatform.lifecycle import apply_environment
+    from mlplatform.serving.admin import ADMIN_TOKEN_VAR, admin_token_from_environment
     from mlplatform.serving.app import ServingSettings
     from mlplatform.serving.app import serve as run_server
 
     apply_environment(args.dataset)
+    try:
+        # Read once, at start-up: a malformed token stops the server before it serves.
+        admin_token = admin_token_from_environment(os.environ)
+    except ValueError as exc:
+        print(f"mlplatform serve: {exc}", file=sys.stderr)
+        return 2
+    if admin_token is None:
+        print(f"admin endpoints disabled (403): {ADMIN_TOKEN_VAR} is not set", file=sys.stderr)
     name, _ = _registry()
     from mlplatform.paths import resolve_tracking_uri
 
@@ -150,6 +198,7 @@ def serve(args: argparse.Namespace) -> int:
         tracking_uri=resolve_tracking_uri(os.environ["MLFLOW_TRACKING_URI"]),
         model_name=name,
         id_column=_id_column(),
+        admin_token=admin_token,
     )
     run_server(settings, host=args.host, port=args.port)
     return 0
@@ -171,6 +220,11 @@ def add_commands(commands) -> None:
         parser.add_argument("version", help="model version, e.g. 7")
         parser.add_argument("--by", required=True, help="your name (must be an approver)")
         parser.add_argument("--reason", required=True, help="why (kept in the audit trail)")
+        parser.add_argument(
+            "--supersede",
+            action="store_true",
+            help="replace the decision in force (needed to approve over a rejection)",
+        )
         parser.add_argument("--dataset")
         parser.set_defaults(func=decide, status=status)
     back = commands.add_parser("rollback", help="make the previous champion the champion again")

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
+import yaml
 from dotenv import load_dotenv
 
 from mlplatform.paths import PROJECT_ROOT, embedded_defaults
@@ -23,24 +25,102 @@ def apply_environment(dataset: str | None = None) -> None:
         os.environ.get("MLPLATFORM_DATASET", "synthetic_churn")
     ).items():
         os.environ.setdefault(key, value)
+    check_database_urls(os.environ)
     ensure_dagster_home(Path(os.environ["DAGSTER_HOME"]))
 
 
-def ensure_dagster_home(home: Path) -> None:
-    """Creates the embedded instance directory with a dagster.yaml (SQLite storage)."""
+# The instance's Postgres URL, password included, stays in the environment: the dagster.yaml
+# written below names this variable and Dagster reads it when the instance loads.
+DAGSTER_PG_URL_VAR = "MLPLATFORM_DAGSTER_PG_URL"
+INSTANCE_STORAGES = ("sqlite", "postgres")
+
+_STORAGE_CONFIG = {
+    "sqlite": "# Embedded default: SQLite storage in this directory.\n",
+    "postgres": (
+        "# Production storage: runs, events and schedules in PostgreSQL (dagster-postgres).\n"
+        f"# The URL comes from ${DAGSTER_PG_URL_VAR} when the instance loads.\n"
+        f"storage:\n  postgres:\n    postgres_url:\n      env: {DAGSTER_PG_URL_VAR}\n"
+    ),
+}
+_COMMON_CONFIG = (
+    "telemetry:\n  enabled: false\n"
+    "# Queued runs (UI backfills, `dagster job backfill`) start when the daemon of\n"
+    "# `make dev` dequeues them, two at a time on a small machine.\n"
+    "run_queue:\n  max_concurrent_runs: 2\n"
+    "  # One retrain at a time: triggers firing together must not race on the aliases.\n"
+    "  tag_concurrency_limits:\n"
+    "    - key: mlplatform/lane\n      value: retrain\n      limit: 1\n"
+)
+
+
+def check_database_urls(environ: Mapping[str, str]) -> None:
+    """Checks that the PostgreSQL URL settings name the installed driver (psycopg2).
+
+    Raises:
+        ValueError: MLPLATFORM_DAGSTER_PG_URL or MLFLOW_TRACKING_URI is a bare
+            ``postgresql://`` (or ``postgres://``) URL: SQLAlchemy 2.1 would load psycopg 3
+            for it, which is not installed. The message names the variable, never its value.
+    """
+    for variable in (DAGSTER_PG_URL_VAR, "MLFLOW_TRACKING_URI"):
+        scheme = environ.get(variable, "").partition("://")[0]
+        if scheme in ("postgresql", "postgres"):
+            raise ValueError(
+                f"{variable} starts with '{scheme}://': write 'postgresql+psycopg2://...' "
+                "(SQLAlchemy 2.1 reads a bare postgresql:// as psycopg 3, which is not "
+                "installed; the pinned driver is psycopg2)"
+            )
+
+
+def instance_storage() -> str:
+    """The instance storage the environment asks for: ``postgres`` when
+    MLPLATFORM_DAGSTER_PG_URL is set and not empty, else the embedded ``sqlite``."""
+    return "postgres" if os.environ.get(DAGSTER_PG_URL_VAR) else "sqlite"
+
+
+def ensure_dagster_home(home: Path, storage: str | None = None) -> None:
+    """Creates the instance directory with a dagster.yaml, unless it already has one.
+
+    Args:
+        home: The instance directory (DAGSTER_HOME).
+        storage: ``sqlite`` (the embedded default: everything in ``home``) or ``postgres``
+            (run, event and schedule storage at the URL in MLPLATFORM_DAGSTER_PG_URL).
+            Default: ``instance_storage()``. An existing dagster.yaml is left as it is.
+
+    Raises:
+        ValueError: ``storage`` is unknown, or a storage is asked for (argument or
+            MLPLATFORM_DAGSTER_PG_URL) that the existing dagster.yaml does not configure:
+            the instance would otherwise silently stay where it is.
+    """
+    requested = storage or instance_storage()
+    if requested not in INSTANCE_STORAGES:
+        raise ValueError(f"unknown instance storage {requested!r}: use one of {INSTANCE_STORAGES}")
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     if not config.exists():
-        config.write_text(
-            "# Embedded default: SQLite storage in this directory.\n"
-            "telemetry:\n  enabled: false\n"
-            "# Queued runs (UI backfills, `dagster job backfill`) start when the daemon of\n"
-            "# `make dev` dequeues them, two at a time on a small machine.\n"
-            "run_queue:\n  max_concurrent_runs: 2\n"
-            "  # One retrain at a time: triggers firing together must not race on the aliases.\n"
-            "  tag_concurrency_limits:\n"
-            "    - key: mlplatform/lane\n      value: retrain\n      limit: 1\n"
+        config.write_text(_STORAGE_CONFIG[requested] + _COMMON_CONFIG)
+        return
+    # Unasked, any existing config stands (e.g. a copy of k8s/dagster.yaml).
+    if storage is None and requested == "sqlite":
+        return
+    configured = configured_storage(config)
+    if configured != requested:
+        reason = f"storage={storage!r}" if storage else f"{DAGSTER_PG_URL_VAR} is set"
+        raise ValueError(
+            f"{config} configures {configured} storage, but {requested} storage is asked for "
+            f"({reason}): point DAGSTER_HOME at another directory or remove that dagster.yaml"
         )
+
+
+def configured_storage(config: Path) -> str:
+    """``postgres`` when a dagster.yaml has a ``storage: postgres`` section, else ``sqlite``.
+
+    Raises:
+        ValueError: The file is not a YAML mapping.
+    """
+    raw = yaml.safe_load(config.read_text()) or {}
+    if not isinstance(raw, dict):
+        raise ValueError(f"{config} is not a YAML mapping of instance settings")
+    return "postgres" if "postgres" in (raw.get("storage") or {}) else "sqlite"
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mlplatform.redaction import refuse_http_credentials
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -17,7 +19,16 @@ def resolve_tracking_uri(uri: str) -> str:
     """Makes a relative ``sqlite:///`` MLflow URI absolute against the project root.
 
     Other URIs (http, postgresql, absolute sqlite paths) are returned unchanged.
+
+    Raises:
+        ValueError: An http(s) URI with credentials in it, which MLflow would repeat in its
+            error messages (see :func:`mlplatform.redaction.refuse_http_credentials`).
     """
+    refuse_http_credentials(
+        uri,
+        "MLFLOW_TRACKING_URI",
+        instead="MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN)",
+    )
     prefix = "sqlite:///"
     if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
         return prefix + str(resolve_in_project(uri[len(prefix) :]))
@@ -43,6 +54,10 @@ def embedded_defaults(dataset: str = "synthetic_churn") -> dict[str, str]:
         "MLPLATFORM_STORAGE": "",
         "MLFLOW_TRACKING_URI": "sqlite:///.mlflow/mlflow.db",
         "MLFLOW_ARTIFACT_ROOT": ".mlflow/artifacts",
+        # Every model load downloads and verifies the artefacts; no progress bar per load.
+        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+        "MLPLATFORM_MLFLOW_RETRIES": "5",
+        "MLPLATFORM_MLFLOW_RETRY_SECONDS": "1.0",
         "MLPLATFORM_MIN_AUC": "0.80",
         "MLPLATFORM_MIN_DELTA": "0.005",
         "MLPLATFORM_APPROVERS": "reviewer",

@@ -92,8 +92,13 @@ def isolated_platform(root: Path, dataset: Path | str) -> Platform:
         "MLPLATFORM_DATASET": str(dataset),
         "MLPLATFORM_DATA_PATH": "",
         "MLPLATFORM_STORAGE": "",
+        # Empty: the embedded SQLite instance, even when the shell sets a production URL.
+        "MLPLATFORM_DAGSTER_PG_URL": "",
         "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
         "MLFLOW_ARTIFACT_ROOT": str(root / "artifacts"),
+        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+        "MLPLATFORM_MLFLOW_RETRIES": "5",
+        "MLPLATFORM_MLFLOW_RETRY_SECONDS": "1.0",
         "MLPLATFORM_MIN_AUC": "0.80",
         "MLPLATFORM_MIN_DELTA": "0.005",
         "MLPLATFORM_APPROVERS": "reviewer",
@@ -211,3 +216,26 @@ def materialized_count(instance, asset: str, partition: str | None = None) -> in
         limit=1000,
     ).records
     return len(records)
+
+
+# Reliability kinds (issue 7): the run summary says how many tests of each kind ran and passed.
+GUARANTEE_MARKERS = ("fault", "bad_input", "load", "security", "production_storage")
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Prints, per reliability kind, how many of its tests passed out of those that ran."""
+    ran: dict[str, list[str]] = {kind: [] for kind in GUARANTEE_MARKERS}
+    for outcome in ("passed", "failed", "error", "skipped"):
+        for report in terminalreporter.stats.get(outcome, []):
+            if getattr(report, "when", "call") != "call" and outcome != "error":
+                continue
+            for kind in GUARANTEE_MARKERS:
+                if kind in getattr(report, "keywords", {}):
+                    ran[kind].append(outcome)
+    if not any(ran.values()):
+        return
+    terminalreporter.section("guarantees exercised")
+    for kind, outcomes in ran.items():
+        if outcomes:
+            passed = outcomes.count("passed")
+            terminalreporter.write_line(f"{kind:<20} {passed} passed of {len(outcomes)} run")

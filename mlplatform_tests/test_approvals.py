@@ -16,6 +16,7 @@ from sklearn.linear_model import LogisticRegression
 from mlplatform.defs.deployment.sensors import approval_sensor
 from mlplatform.deployment.approvals import (
     GATE_TAG_PREFIX,
+    REQUIRED_GATES,
     TRIGGERED_BY_TAG,
     ApprovalError,
     approval_for,
@@ -63,11 +64,13 @@ def registry(registry_client):
     for version, decision in (("1", "PROMOTE"), ("2", "KEEP CHAMPION")):
         registry_client.set_model_version_tag(NAME, version, "decision", decision)
         registry_client.set_model_version_tag(NAME, version, TRIGGERED_BY_TAG, "carol")
+        for gate in REQUIRED_GATES:
+            registry_client.set_model_version_tag(NAME, version, GATE_TAG_PREFIX + gate, "passed")
     return registry_client
 
 
-def _decide(client, version="1", status="approved", by="alice", reason="looked at slices"):
-    return record_decision(client, NAME, version, status, by, reason, APPROVERS)
+def _decide(client, version="1", status="approved", by="alice", reason="looked at slices", **kw):
+    return record_decision(client, NAME, version, status, by, reason, APPROVERS, **kw)
 
 
 def test_an_approval_is_recorded_on_the_version_with_who_when_and_why(registry):
@@ -87,6 +90,11 @@ def test_every_decision_is_kept_in_the_history_and_the_latest_wins(registry):
     assert approval_for(registry, NAME, "1").status == "rejected"
     history = registry.get_model_version(NAME, "1").tags["mlplatform.approval.history"]
     assert '"by": "alice"' in history and '"by": "bob"' in history
+    # Approving over a rejection must be explicit: the approver may not have seen it.
+    with pytest.raises(ApprovalError, match="was rejected by bob .* --supersede"):
+        _decide(registry, by="alice", reason="fixed")
+    _decide(registry, by="alice", reason="fixed", supersede=True)
+    assert approval_for(registry, NAME, "1").by == "alice"
 
 
 @pytest.mark.parametrize(
@@ -116,7 +124,7 @@ def test_the_person_who_triggered_training_cannot_approve_it(registry):
 
 def test_a_failed_deploy_gate_blocks_approval(registry):
     registry.set_model_version_tag(NAME, "1", f"{GATE_TAG_PREFIX}serving_parity", "failed")
-    with pytest.raises(ApprovalError, match="failed the deploy gate\\(s\\) serving_parity"):
+    with pytest.raises(ApprovalError, match="deploy gate\\(s\\) not passed: serving_parity failed"):
         _decide(registry)
 
 
@@ -152,6 +160,10 @@ def test_a_version_rolled_back_after_its_approval_needs_a_new_one(registry):
     assert "needs a new approval" in release_blocker(approval, rolled, APPROVERS)
     by_hand = {**tags, "mlplatform.rolled_back": "2026-11-25T12:00:00+00:00 by bob: slow"}
     assert "needs a new approval" in release_blocker(approval, by_hand, APPROVERS)
+    # The rollback voided the approval in force, so a new one is not a conflict.
+    registry.set_model_version_tag(
+        NAME, "1", "mlplatform.rolled_back", by_hand["mlplatform.rolled_back"]
+    )
     later = record_decision(
         registry,
         NAME,

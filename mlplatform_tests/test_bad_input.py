@@ -15,6 +15,7 @@ day that already has a good validated version, re-runs that day, and checks that
   still load, and the champion alias in MLflow has not moved.
 
 The good file is restored after each case, so the cases do not depend on each other's order.
+The cases are the file part of the bad-input corpus (``mlplatform_tests.bad_inputs``).
 """
 
 from __future__ import annotations
@@ -31,14 +32,8 @@ from mlflow import MlflowClient
 
 from mlplatform.datasets.versioning import frame_digest
 from mlplatform.ml.registry import CHAMPION, version_for_alias
-from mlplatform_tests.bad_deliveries import (
-    CHECK_CASES,
-    FILE_CASES,
-    ROWS,
-    Case,
-    good_frame,
-    write_csv,
-)
+from mlplatform_tests.bad_deliveries import ROWS, Case, good_frame, write_csv
+from mlplatform_tests.bad_inputs.file_cases import CHECK_CASES, FILE_CASES
 from mlplatform_tests.conftest import (
     Platform,
     isolated_platform,
@@ -47,6 +42,8 @@ from mlplatform_tests.conftest import (
     retrain,
     write_spec,
 )
+
+pytestmark = pytest.mark.bad_input
 
 GOOD_DAYS = ["2026-03-01", "2026-03-02"]
 # The day each bad case re-delivers: it already has a good validated version.

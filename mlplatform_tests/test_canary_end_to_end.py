@@ -23,6 +23,7 @@ from mlplatform.datasets.synthetic import generate_batch
 from mlplatform.defs.deployment.sensors import canary_sensor
 from mlplatform.deployment.canary import CanaryPlan
 from mlplatform.deployment.canary_state import OUTCOME_TAG, REASON_TAG, load_state, start_canary
+from mlplatform.ml.integrity import record_artifact_digest
 from mlplatform_tests.conftest import aliases, retrain
 
 pytestmark = pytest.mark.e2e
@@ -146,6 +147,8 @@ def test_a_gated_canary_is_promoted_step_by_step_and_a_broken_one_rolled_back(
                 signature=mlflow.models.get_model_info(signature.source).signature,
             )
         version = str(broken.registered_model_version)
+        # Registered by hand, not by log_and_register: serving loads it only with its digest.
+        record_artifact_digest(client, MODEL, version)
         start_canary(client, MODEL, version, CanaryPlan(min_requests=40, min_dwell_seconds=0))
         for round_number in range(8):
             _traffic(url, 300, seed=100 + round_number)

@@ -14,6 +14,8 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 import pytest
+from dagster._core.storage.runs import SqliteRunStorage
+from mlflow import MlflowClient
 
 from mlplatform.datasets.synthetic import generate_batch
 from mlplatform.datasets.telco import load_telco_csv
@@ -59,18 +61,20 @@ def _wait_for_runs(instance, count: int, timeout: float = 420.0) -> list:
     raise AssertionError(f"runs not finished after {timeout}s: {states}")
 
 
-def test_cli_backfill_through_the_daemon_then_training_and_a_champion_that_scores(
-    platform, subprocess_env
-):
-    """The README's commands: a backfill queued by the dagster CLI and run by the daemon, then
-    the retrain path materialised by the dagster CLI."""
-    ensure_dagster_home(Path(platform.env["DAGSTER_HOME"]))
-    # Create the instance's storage before two processes race to migrate it.
+def run_cli_lifecycle(platform, env: dict[str, str]) -> None:
+    """The README's commands on the instance and MLflow store that ``env`` points at.
+
+    A backfill queued by the dagster CLI and run by the daemon, the whole graph for one day,
+    then the retrain path alone, all materialised by the dagster CLI; the champion then scores
+    raw rows. Shared by the embedded and the production-storage (PostgreSQL) tests.
+    """
+    # Create both stores before several processes race to migrate them.
     dg.DagsterInstance.get().dispose()
+    MlflowClient(tracking_uri=platform.tracking_uri).search_experiments()
     daemon = subprocess.Popen(
         [str(BIN / "dagster-daemon"), "run", "-m", "mlplatform.definitions"],
         cwd=platform.root,
-        env=subprocess_env,
+        env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -90,7 +94,7 @@ def test_cli_backfill_through_the_daemon_then_training_and_a_champion_that_score
                 TEST_DAYS[-1],
                 "--noprompt",
             ],
-            subprocess_env,
+            env,
             platform.root,
         )
         assert "Launched backfill job" in result.stdout + result.stderr
@@ -107,10 +111,10 @@ def test_cli_backfill_through_the_daemon_then_training_and_a_champion_that_score
     materialize = [str(BIN / "dagster"), "asset", "materialize", "-m", "mlplatform.definitions"]
     # The whole graph for one day: that day's data, then training on the window ending there.
     whole = ["--select", "*", "--partition", TEST_DAYS[-1], "--config-json", fixed_days]
-    assert "RUN_SUCCESS" in _run([*materialize, *whole], subprocess_env, platform.root).stderr
+    assert "RUN_SUCCESS" in _run([*materialize, *whole], env, platform.root).stderr
     # A selection: the retrain path alone, on the days already stored.
     selection = ["--select", "features*", "--config-json", fixed_days]
-    assert "RUN_SUCCESS" in _run([*materialize, *selection], subprocess_env, platform.root).stderr
+    assert "RUN_SUCCESS" in _run([*materialize, *selection], env, platform.root).stderr
     with dg.DagsterInstance.get() as instance:
         assert len(instance.fetch_materializations(dg.AssetKey("deployed_model"), 5).records) == 2
     model = _champion(platform, "mlplatform-synthetic_churn")
@@ -120,6 +124,17 @@ def test_cli_backfill_through_the_daemon_then_training_and_a_champion_that_score
     probabilities = np.asarray(model.predict(raw))[:, 1]
     assert probabilities.shape == (50,)
     assert np.all((probabilities >= 0) & (probabilities <= 1))
+
+
+def test_cli_backfill_through_the_daemon_then_training_and_a_champion_that_scores(
+    platform, subprocess_env
+):
+    """The lifecycle on the embedded default: SQLite instance storage, SQLite MLflow store."""
+    ensure_dagster_home(Path(platform.env["DAGSTER_HOME"]), storage="sqlite")
+    run_cli_lifecycle(platform, subprocess_env)
+    with dg.DagsterInstance.get() as instance:
+        assert isinstance(instance.run_storage, SqliteRunStorage)
+    assert (platform.root / "mlflow.db").is_file()
 
 
 def test_mlplatform_backfill_runs_the_days_in_process_and_reports_a_bad_range(

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from mlplatform.serving.app import ServingSettings, churn_scores, create_app
+from mlplatform.serving.app import ServingSettings, create_app
+from mlplatform.serving.batching import churn_scores
 from mlplatform.serving.slots import CANARY_TAG, ModelSlots, canary_assignment
 
 ROWS = {"inputs": [{"customer_id": "c-1", "x": 1.0}, {"customer_id": "c-2", "x": 2.0}]}

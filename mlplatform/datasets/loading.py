@@ -20,6 +20,10 @@ Column types of plain ``csv`` files: the spec's ``string``, ``category`` and ``d
 its id column are read as text, not guessed by pandas, so ids such as ``00123`` and ``123`` stay
 distinct and content hashes do not depend on guessing; numeric and boolean columns keep pandas
 inference, and validation reports what does not convert.
+
+File size: a file over ``source.max_file_bytes`` (default 256 MiB, decompressed size for
+compressed files) is refused with a ``SourceError`` naming it and its size, before it is parsed:
+pandas needs several times a file's size in memory (see ``csv_source``).
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mlplatform.datasets.csv_source import SourceError, read_source_csv
+from mlplatform.datasets.csv_source import DEFAULT_MAX_FILE_BYTES, SourceError, read_source_csv
 from mlplatform.datasets.spec import DatasetSpec, SpecError
 from mlplatform.datasets.synthetic import DriftConfig, generate_batch, generate_days
 from mlplatform.datasets.telco import load_telco_csv
@@ -100,10 +104,24 @@ def _text_columns(spec: DatasetSpec) -> list[str]:
     return names if spec.id_column in names else [spec.id_column, *names]
 
 
+def _max_file_bytes(spec: DatasetSpec) -> int:
+    """The spec's ``source.max_file_bytes``: the largest file read (see ``csv_source``)."""
+    limit = spec.source.get("max_file_bytes", DEFAULT_MAX_FILE_BYTES)
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0:
+        raise SpecError(
+            f"data set '{spec.name}': source.max_file_bytes must be a positive whole number of "
+            f"bytes, got {limit!r}"
+        )
+    return limit
+
+
 def _read_file(spec: DatasetSpec, path: Path) -> pd.DataFrame:
+    limit = _max_file_bytes(spec)
     if spec.source["kind"] == "telco_csv":
-        return load_telco_csv(path)
-    return read_source_csv(path, spec.required_columns, text_columns=_text_columns(spec))
+        return load_telco_csv(path, max_bytes=limit)
+    return read_source_csv(
+        path, spec.required_columns, text_columns=_text_columns(spec), max_bytes=limit
+    )
 
 
 def _is_template(path: Path) -> bool:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mlplatform.datasets.csv_source import SourceError, read_source_csv
+from mlplatform.datasets.csv_source import DEFAULT_MAX_FILE_BYTES, SourceError, read_source_csv
 
 __all__ = ["SourceError", "load_telco_csv"]
 
@@ -30,7 +30,7 @@ RENAMES = {
 }
 
 
-def load_telco_csv(path: str | Path) -> pd.DataFrame:
+def load_telco_csv(path: str | Path, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> pd.DataFrame:
     """Reads the Telco CSV and maps it to the spec's column names and value vocabularies.
 
     ``TotalCharges`` is blank for customers with tenure 0; it becomes missing (not an error),
@@ -39,6 +39,7 @@ def load_telco_csv(path: str | Path) -> pd.DataFrame:
 
     Args:
         path: Location of the CSV file.
+        max_bytes: Largest file accepted (see ``read_source_csv``).
 
     Returns:
         The mapped frame, one row per customer.
@@ -46,7 +47,7 @@ def load_telco_csv(path: str | Path) -> pd.DataFrame:
     Raises:
         SourceError: The file cannot be read as a Telco CSV (see ``read_source_csv``).
     """
-    raw = read_source_csv(path, list(RENAMES), text=True)
+    raw = read_source_csv(path, list(RENAMES), text=True, max_bytes=max_bytes)
     frame = raw[list(RENAMES)].rename(columns=RENAMES)
     frame["tenure_months"] = pd.to_numeric(frame["tenure_months"], errors="coerce")
     frame["monthly_spend"] = pd.to_numeric(frame["monthly_spend"], errors="coerce")

@@ -49,6 +49,9 @@ class CanaryPlan:
         p99_slack_seconds: ... plus this, which absorbs histogram bucket rounding.
         min_latency_requests: Latency observations each arm needs before the p99 rule applies
             (below ~500 a p99 rests on a handful of requests).
+        max_step_seconds: A step that has not seen ``min_requests`` canary requests after this
+            long is rolled back ("no traffic"): a canary nobody uses is never promoted and
+            never holds the release forever.
     """
 
     steps: tuple[float, ...] = (0.05, 0.25, 1.0)
@@ -62,6 +65,7 @@ class CanaryPlan:
     max_p99_ratio: float = 1.5
     p99_slack_seconds: float = 0.05
     min_latency_requests: int = 500
+    max_step_seconds: float = 3600.0
 
     def __post_init__(self):
         steps = tuple(float(s) for s in self.steps)
@@ -71,6 +75,11 @@ class CanaryPlan:
         if not 0.0 < self.ceiling_alpha_share < 1.0:
             raise ValueError(
                 f"ceiling_alpha_share must be in (0, 1), got {self.ceiling_alpha_share}"
+            )
+        if not self.max_step_seconds > self.min_dwell_seconds:
+            raise ValueError(
+                f"max_step_seconds ({self.max_step_seconds}) must exceed min_dwell_seconds "
+                f"({self.min_dwell_seconds}): otherwise no step could ever pass"
             )
         self.sprt  # noqa: B018 - validates alpha and beta now rather than at the first decision
 
@@ -106,6 +115,7 @@ class CanaryState:
     ``step_counts`` since the current step began), not the serving process's counters, which
     restart at zero; ``last_raw`` is the last scrape, to turn the next one into an increase.
     ``log_lr`` is the accumulated SPRT statistic. ``history`` is the event timeline.
+    ``started_by`` says who started it (the deploy run), to tell a retry from a second start.
     """
 
     model_name: str
@@ -123,6 +133,7 @@ class CanaryState:
     last_raw: dict[str, ArmCounts] | None = None
     history: tuple[dict[str, Any], ...] = ()
     plan: dict[str, Any] = field(default_factory=dict)
+    started_by: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form; keeps ``version``, ``weight`` and ``status`` at the top level."""
@@ -182,12 +193,17 @@ def initial_state(
 
 @dataclass(frozen=True)
 class Decision:
-    """What the controller should do, why, on which evidence, and the state afterwards."""
+    """What the controller should do, why, on which evidence, and the state afterwards.
+
+    ``based_on`` is the persisted state the decision was made from: it is carried out only if
+    the registry still holds exactly that state (a rollback in between voids it).
+    """
 
     action: Action
     reason: str
     evidence: dict[str, Any]
     new_state: CanaryState
+    based_on: CanaryState | None = None
 
 
 def _breaches(
@@ -236,7 +252,7 @@ def decide(
         The decision; a canary that is no longer running gets "hold" and its unchanged state.
     """
     if state.status != RUNNING:
-        return Decision("hold", f"canary v{state.version} already {state.status}", {}, state)
+        return Decision("hold", f"canary v{state.version} already {state.status}", {}, state, state)
     raw = {arm: counts.get(arm, ArmCounts()) for arm in ARMS}
     increases, restarted = _zero_counts(), False
     if state.last_raw is not None:
@@ -290,7 +306,7 @@ def decide(
     def finish(action: Action, reason: str, **changes: Any) -> Decision:
         history.append(event(now, action, step=updated.step, weight=updated.weight, reason=reason))
         new_state = replace(updated, history=tuple(history[-MAX_HISTORY:]), **changes)
-        return Decision(action, reason, evidence, new_state)
+        return Decision(action, reason, evidence, new_state, state)
 
     breaches = _breaches(state, errors, ceiling, latency)
     if breaches:
@@ -299,9 +315,16 @@ def decide(
         f"step {state.step + 1}/{len(plan.steps)} at {state.weight:.0%}: "
         f"{step_requests:.0f}/{min_requests:.0f} canary requests, {dwell:.0f}/{min_dwell:.0f} s"
     )
+    if step_requests < min_requests and dwell >= plan.max_step_seconds:
+        return finish(
+            "rollback",
+            f"no traffic: {progress}, past the step's maximum of {plan.max_step_seconds:.0f} s",
+            status=ROLLED_BACK,
+            weight=0.0,
+        )
     if step_requests < min_requests or dwell < min_dwell:
         new_state = replace(updated, history=tuple(history[-MAX_HISTORY:]))
-        return Decision("hold", progress, evidence, new_state)
+        return Decision("hold", progress, evidence, new_state, state)
     if state.step + 1 < len(plan.steps):
         weight = plan.steps[state.step + 1]
         return finish(

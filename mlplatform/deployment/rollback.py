@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 from mlflow import MlflowClient
 
+from mlplatform.ml.alias_moves import ROLLBACK, AliasMove, finish_alias_move, move_aliases
 from mlplatform.ml.registry import CHAMPION, PREVIOUS, version_for_alias
 
 # "<ISO time> by <who>: <reason>" on the version that was replaced.
@@ -36,12 +37,18 @@ def roll_back(
     """Makes ``previous`` the champion and keeps the replaced champion as ``previous``.
 
     A canary in progress is stopped first (weight 0), so no traffic reaches it during or after.
-    ``champion`` moves before ``previous``: there is never a moment without a champion. Running it
-    twice rolls forward again.
+    ``champion`` moves before ``previous``: there is never a moment without a champion. The
+    move is recorded first (:mod:`mlplatform.ml.alias_moves`), so a rollback interrupted
+    half-way is finished, not reversed, by the next call. Running it twice rolls forward again.
 
     Raises:
         RollbackError: No champion, or no ``previous`` version to return to.
+        AliasMoveConflictError: A recorded move cannot be finished (aliases moved by hand).
     """
+    pending = finish_alias_move(client, model_name)
+    if pending is not None and pending.operation == ROLLBACK:
+        # The operator re-runs a rollback that was cut off: finishing it is what they asked for.
+        return RollbackResult(restored=pending.target(CHAMPION), replaced=pending.source(CHAMPION))
     champion = version_for_alias(client, model_name, CHAMPION)
     previous = version_for_alias(client, model_name, PREVIOUS)
     if champion is None:
@@ -52,14 +59,14 @@ def roll_back(
             "only one deployed)"
         )
     _stop_canary(client, model_name, reason)
-    client.set_registered_model_alias(model_name, CHAMPION, previous)
-    client.set_registered_model_alias(model_name, PREVIOUS, champion)
     at = datetime.now(UTC).isoformat(timespec="seconds")
-    who = by or getpass.getuser()
-    client.set_model_version_tag(model_name, champion, ROLLED_BACK_TAG, f"{at} by {who}: {reason}")
-    client.set_model_version_tag(
-        model_name, previous, "mlplatform.restored", f"{at} by {who}: {reason}"
+    note = f"{at} by {by or getpass.getuser()}: {reason}"
+    move = AliasMove(
+        ROLLBACK,
+        ((CHAMPION, champion, previous), (PREVIOUS, previous, champion)),
+        ((champion, ROLLED_BACK_TAG, note), (previous, "mlplatform.restored", note)),
     )
+    move_aliases(client, model_name, move)
     return RollbackResult(restored=previous, replaced=champion)
 
 

@@ -5,7 +5,9 @@ dependency, code that was not packaged, a pickle that needs this process's state
 load-and-query in a fresh interpreter catches that before the model gets traffic.
 
 Run as ``python -m mlplatform.deployment.smoke <model_uri> <rows.parquet>``: prints one JSON
-line ``{"rows": n, "invalid": k}`` and exits 0, or exits 1 with the error.
+line ``{"rows": n, "invalid": k}`` and exits 0, or exits 1 with the error. Like serving, it
+loads only a registry reference (``models:/<name>/<version>`` or ``@<alias>``) whose artefacts
+match the digest recorded at registration (:mod:`mlplatform.ml.integrity`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,7 +50,8 @@ def smoke_test(
         timeout: Seconds before the attempt counts as failed.
 
     Returns:
-        Passed when every row got a probability in [0, 1]; the error text otherwise.
+        Passed when every row got a probability in [0, 1]; the error text otherwise (also
+        when ``model_uri`` is not a registry reference or its artefacts fail verification).
     """
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "MLFLOW_REGISTRY_URI": tracking_uri}
     started = time.perf_counter()
@@ -75,10 +79,15 @@ def _main(model_uri: str, rows_path: str) -> int:
     import mlflow.pyfunc
     import numpy as np
     import pandas as pd
+    from mlflow import MlflowClient
+
+    from mlplatform.ml.integrity import verify_model_uri
 
     rows = pd.read_parquet(rows_path)
-    model = mlflow.pyfunc.load_model(model_uri)
-    scores = np.asarray(model.predict(rows), dtype=float)
+    # The verified copy lives as long as this process needs it, not in /tmp for good.
+    with tempfile.TemporaryDirectory(prefix="mlplatform-smoke-") as local:
+        model = mlflow.pyfunc.load_model(verify_model_uri(MlflowClient(), model_uri, local))
+        scores = np.asarray(model.predict(rows), dtype=float)
     positive = scores[:, 1] if scores.ndim == 2 else scores
     valid = np.isfinite(positive) & (positive >= 0) & (positive <= 1)
     invalid = int((~valid).sum()) + abs(len(positive) - len(rows))

@@ -76,7 +76,7 @@ def log_and_register(
         artifact_name: Name of the logged model inside the run.
 
     Returns:
-        The registered version.
+        The registered version, its artefact digest recorded (``mlplatform.artifact_sha256``).
     """
     run = mlflow.active_run()
     if run is None:
@@ -100,11 +100,16 @@ def log_and_register(
         # back) with the code it was trained with, also where mlplatform is not installed.
         code_paths=[str(Path(__file__).resolve().parents[1])],
     )
+    from mlplatform.ml.integrity import record_artifact_digest
+
+    version = str(info.registered_model_version)
+    # Serving and evaluation load a version only if its artefacts still hash to this digest.
+    record_artifact_digest(MlflowClient(), model_name, version)
     return RegisteredModel(
         name=model_name,
-        version=str(info.registered_model_version),
+        version=version,
         run_id=run.info.run_id,
-        model_uri=f"models:/{model_name}/{info.registered_model_version}",
+        model_uri=f"models:/{model_name}/{version}",
     )
 
 
@@ -121,7 +126,10 @@ def version_for_alias(client: MlflowClient, model_name: str, alias: str) -> str 
 def promote_to_champion(client: MlflowClient, model_name: str, version: str) -> str | None:
     """Makes ``version`` the champion and keeps the old champion as ``previous``.
 
-    ``previous`` is moved before ``champion`` so there is never a moment without a champion.
+    ``previous`` is moved before ``champion`` so there is never a moment without a champion,
+    and the move is recorded first (:mod:`mlplatform.ml.alias_moves`): one interrupted between
+    the two is finished by whoever moves aliases next. A move left pending by an earlier
+    writer is finished before this one starts.
 
     Args:
         client: MLflow client.
@@ -129,20 +137,33 @@ def promote_to_champion(client: MlflowClient, model_name: str, version: str) -> 
         version: The version to promote.
 
     Returns:
-        The version that was champion before, or None.
+        The version that was champion before, or None (also when it is the champion already).
     """
+    from mlplatform.ml.alias_moves import PROMOTE, AliasMove, finish_alias_move, move_aliases
+
+    finish_alias_move(client, model_name)
     current = version_for_alias(client, model_name, CHAMPION)
     if current == str(version):
         return None
+    moves = [(CHAMPION, current, str(version))]
     if current is not None:
-        client.set_registered_model_alias(model_name, PREVIOUS, current)
-    client.set_registered_model_alias(model_name, CHAMPION, str(version))
+        moves.insert(0, (PREVIOUS, version_for_alias(client, model_name, PREVIOUS), current))
+    move_aliases(client, model_name, AliasMove(PROMOTE, tuple(moves)))
     return current
 
 
 def load_pipeline(model_name: str, alias_or_version: str):
-    """Loads a registered pipeline as a scikit-learn object (keeps predict_proba)."""
+    """Loads a registered pipeline as a scikit-learn object (keeps predict_proba).
+
+    The artefacts are checked against the digest recorded at registration first.
+
+    Raises:
+        ArtifactIntegrityError: The version's artefacts changed or have no recorded digest.
+    """
+    from mlplatform.ml.integrity import verify_model_uri
+
     reference = (
         f"@{alias_or_version}" if not str(alias_or_version).isdigit() else f"/{alias_or_version}"
     )
-    return mlflow.sklearn.load_model(f"models:/{model_name}{reference}")
+    local = verify_model_uri(MlflowClient(), f"models:/{model_name}{reference}")
+    return mlflow.sklearn.load_model(local)

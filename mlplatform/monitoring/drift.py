@@ -42,11 +42,19 @@ def psi(reference_props, current_props, epsilon: float = 1e-4) -> float:
         reference_props: Reference proportions per bucket.
         current_props: Current proportions of the same buckets.
         epsilon: Floor for a bucket's proportion.
+
+    Raises:
+        ValueError: The vectors differ in length, or a proportion is NaN or infinite (a
+            corrupt profile must fail the check, not read as "no drift").
     """
-    r = np.clip(np.asarray(reference_props, dtype=np.float64), epsilon, None)
-    c = np.clip(np.asarray(current_props, dtype=np.float64), epsilon, None)
+    r = np.asarray(reference_props, dtype=np.float64)
+    c = np.asarray(current_props, dtype=np.float64)
     if r.shape != c.shape:
         raise ValueError(f"bucket counts differ: {r.size} reference vs {c.size} current")
+    for side, props in (("reference", r), ("current", c)):
+        if not np.isfinite(props).all():
+            raise ValueError(f"{side} proportions must be finite numbers, got {props.tolist()}")
+    r, c = np.clip(r, epsilon, None), np.clip(c, epsilon, None)
     r, c = r / r.sum(), c / c.sum()
     return float(np.sum((c - r) * np.log(c / r)))
 

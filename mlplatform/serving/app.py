@@ -12,15 +12,19 @@ import logging
 import threading
 import time
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 
-import numpy as np
+import pandas as pd
 import prometheus_client as prom
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from mlplatform.redaction import redact_url
+from mlplatform.serving.admin import admin_router
+from mlplatform.serving.batching import DEFAULT_MAX_BATCH_ROWS, MicroBatcher, ScoringFailure
 from mlplatform.serving.environment import serving_environment, serving_stack
+from mlplatform.serving.metrics import ServingMetrics
 from mlplatform.serving.payload import (
     MAX_BYTES,
     MAX_ROWS,
@@ -31,15 +35,10 @@ from mlplatform.serving.payload import (
     to_frame,
 )
 from mlplatform.serving.routing import CANARY, CHAMPION, arm_for
-from mlplatform.serving.slots import ModelSlots, SlotState
+from mlplatform.serving.slots import LoadedModel, ModelSlots, SlotState
 
 logger = logging.getLogger(__name__)
 
-# 1 ms .. 5 s, dense where scoring latencies live, so p99 is read from a narrow bucket.
-LATENCY_BUCKETS = (
-    0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075,
-    0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0,
-)  # fmt: skip
 NONE = "none"  # arm and version label before a request is routed
 
 
@@ -60,6 +59,10 @@ class ServingSettings:
             threads, so nested per-call parallelism only oversubscribes the CPUs: with the
             default, one single-row call of a gradient-boosting pipeline takes about twice as
             long (threads spin up and wait on each other for every tree).
+        max_batch_rows: Most rows scored in one predict call when concurrent requests for one
+            model version are batched (see :mod:`mlplatform.serving.batching`).
+        admin_token: Bearer token of the admin endpoints (:mod:`mlplatform.serving.admin`);
+            None disables them. Kept out of the settings' repr, so logs never show it.
     """
 
     tracking_uri: str
@@ -70,10 +73,22 @@ class ServingSettings:
     max_rows: int = MAX_ROWS
     salt: str = "mlplatform-canary"
     model_threads: int | None = 1
+    max_batch_rows: int = DEFAULT_MAX_BATCH_ROWS
+    admin_token: str | None = field(default=None, repr=False, compare=False)
+
+    def __repr__(self) -> str:
+        # Settings end up in logs and error messages: the tracking URI may carry a database
+        # password, and the admin token (repr=False) stays out.
+        shown = {f.name: getattr(self, f.name) for f in fields(self) if f.repr}
+        shown["tracking_uri"] = redact_url(self.tracking_uri)
+        return f"ServingSettings({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
 
     def __post_init__(self):
-        if not (self.poll_seconds > 0 and self.max_bytes > 0 and self.max_rows > 0):
-            raise ValueError("poll_seconds, max_bytes and max_rows must be positive")
+        sizes = (self.poll_seconds, self.max_bytes, self.max_rows, self.max_batch_rows)
+        if not all(size > 0 for size in sizes):
+            raise ValueError(
+                "poll_seconds, max_bytes, max_rows and max_batch_rows must be positive"
+            )
         if self.model_threads is not None and self.model_threads < 1:
             raise ValueError("model_threads must be positive (or None for the default)")
 
@@ -95,46 +110,6 @@ def _limit_native_threads(threads: int | None) -> None:
     _thread_limits.threads = threads
 
 
-class ServingMetrics:
-    """Prometheus metrics of one app, in their own registry (apps in one process stay apart)."""
-
-    def __init__(self, slots: ModelSlots):
-        self.registry = prom.CollectorRegistry()
-        # process_start_time_seconds tells a scraper that counters restarted from zero.
-        prom.ProcessCollector(registry=self.registry)
-        labels = ("arm", "model_version")
-        self.requests = prom.Counter(
-            "mlplatform_requests_total",
-            "Scoring requests by arm, model version and HTTP status.",
-            (*labels, "status"),
-            registry=self.registry,
-        )
-        self.errors = prom.Counter(
-            "mlplatform_errors_total",
-            "Server-side scoring errors: exception, invalid_output or 5xx (other 5xx answers).",
-            (*labels, "kind"),
-            registry=self.registry,
-        )
-        self.latency = prom.Histogram(
-            "mlplatform_request_latency_seconds",
-            "Scoring request latency, from body read to response.",
-            labels,
-            buckets=LATENCY_BUCKETS,
-            registry=self.registry,
-        )
-        weight = prom.Gauge(
-            "mlplatform_canary_weight", "Canary traffic share now served.", registry=self.registry
-        )
-        weight.set_function(lambda: slots.snapshot().canary_weight)
-
-    def record(self, arm: str, version: str, status: int, seconds: float, kind: str | None):
-        """Counts one finished request."""
-        self.requests.labels(arm, version, str(status)).inc()
-        self.latency.labels(arm, version).observe(seconds)
-        if kind is not None:
-            self.errors.labels(arm, version, kind).inc()
-
-
 @dataclass
 class _Outcome:
     status: int
@@ -150,31 +125,19 @@ def _error(status: int, code: str, message: str, kind: str | None = None, **rout
     return _Outcome(status, {"error_code": code, "message": message}, error_kind=kind, **routed)
 
 
-def churn_scores(output, n_rows: int) -> list[float]:
-    """The churn probability per row from a model's output (column 1 of predict_proba).
+@dataclass(frozen=True)
+class _Routed:
+    """A request checked and routed: its rows as the arm's model input."""
 
-    Raises:
-        ValueError: The output is not ``n_rows`` probabilities (wrong shape or length, not
-            numeric, NaN, or outside [0, 1]).
-    """
-    values = np.asarray(output.to_numpy() if hasattr(output, "to_numpy") else output)
-    if values.ndim == 2 and values.shape[1] >= 2:
-        values = values[:, 1]
-    if values.ndim != 1 or len(values) != n_rows:
-        raise ValueError(f"expected {n_rows} probabilities, got shape {values.shape}")
-    try:
-        values = values.astype("float64")
-    except (TypeError, ValueError):
-        raise ValueError(f"non-numeric output of dtype {values.dtype}") from None
-    if not np.all((values >= 0) & (values <= 1)):  # NaN fails both comparisons
-        raise ValueError("output has NaN or values outside [0, 1]")
-    return values.tolist()
+    loaded: LoadedModel
+    arm: str
+    frame: pd.DataFrame
 
 
-def _score(
+def _prepare(
     state: SlotState, raw: bytes, content_type: str | None, settings: ServingSettings
-) -> _Outcome:
-    """Everything CPU-bound of one request; runs in a worker thread."""
+) -> _Routed | _Outcome:
+    """Parses, validates and routes one request (CPU-bound; runs in a worker thread)."""
     if state.champion is None:
         return _error(503, "TEMPORARILY_UNAVAILABLE", f"no champion of {settings.model_name}")
     try:
@@ -184,26 +147,20 @@ def _score(
     arm = arm_for(table.entity_id(settings.id_column), state.canary_weight, settings.salt)
     use_canary = arm == CANARY and state.canary is not None
     loaded = state.canary if use_canary else state.champion
-    routed = {"arm": CANARY if use_canary else CHAMPION, "version": loaded.version}
+    arm = CANARY if use_canary else CHAMPION
     try:
         # The arm's own signature: a canary may read other columns than the champion.
         frame = to_frame(table, loaded.signature)
     except PayloadError as exc:
-        return _error(exc.status, exc.error_code, exc.message, **routed)
-    _limit_native_threads(settings.model_threads)
-    try:
-        output = loaded.model.predict(frame)
-    except Exception as exc:  # noqa: BLE001 - a model failure is answered and counted, not raised
-        logger.exception("model v%s failed to score %d rows", loaded.version, table.n_rows)
-        message = f"model failed: {type(exc).__name__}"
-        return _error(500, "INTERNAL_ERROR", message, "exception", **routed)
-    try:
-        scores = churn_scores(output, table.n_rows)
-    except ValueError as exc:
-        logger.error("model v%s returned invalid output: %s", loaded.version, exc)
-        message = f"invalid model output: {exc}"
-        return _error(500, "INTERNAL_ERROR", message, "invalid_output", **routed)
-    return _Outcome(200, {"predictions": scores}, **routed)
+        return _error(exc.status, exc.error_code, exc.message, arm=arm, version=loaded.version)
+    return _Routed(loaded, arm, frame)
+
+
+def _answer(routed: _Routed, result: list[float] | ScoringFailure) -> _Outcome:
+    where = {"arm": routed.arm, "version": routed.loaded.version}
+    if isinstance(result, ScoringFailure):
+        return _error(500, "INTERNAL_ERROR", result.message, result.kind, **where)
+    return _Outcome(200, {"predictions": result}, **where)
 
 
 async def _read_body(request: Request, max_bytes: int) -> bytes:
@@ -229,6 +186,7 @@ def _health(settings: ServingSettings, state: SlotState, environment: dict) -> J
         "previous_version": state.previous_version,
         "canary_version": state.canary_version,
         "canary_weight": state.canary_weight,
+        "canary_weight_override": state.canary_weight_override,
         "champion_loaded_at": state.loaded_at,
         "environment": environment["pipeline"],
         "serving_stack": environment["stack"],
@@ -258,6 +216,9 @@ def create_app(settings: ServingSettings, slots: ModelSlots | None = None) -> Fa
         )
         slots = ModelSlots(client, settings.model_name, settings.poll_seconds)
     metrics = ServingMetrics(slots)
+    batcher = MicroBatcher(
+        settings.max_batch_rows, lambda: _limit_native_threads(settings.model_threads)
+    )
     # Fixed for the life of the process.
     environment = {"pipeline": serving_environment(), "stack": serving_stack()}
 
@@ -271,6 +232,7 @@ def create_app(settings: ServingSettings, slots: ModelSlots | None = None) -> Fa
 
     app = FastAPI(title=f"mlplatform serving: {settings.model_name}", lifespan=lifespan)
     app.state.settings, app.state.slots, app.state.metrics = settings, slots, metrics
+    app.include_router(admin_router(slots, settings.admin_token))
 
     @app.post("/invocations")
     async def invocations(request: Request) -> Response:
@@ -280,7 +242,13 @@ def create_app(settings: ServingSettings, slots: ModelSlots | None = None) -> Fa
         try:
             check_content_type(content_type)  # before reading a body we would refuse anyway
             raw = await _read_body(request, settings.max_bytes)
-            outcome = await run_in_threadpool(_score, state, raw, content_type, settings)
+            prepared = await run_in_threadpool(_prepare, state, raw, content_type, settings)
+            if isinstance(prepared, _Routed):
+                model, version = prepared.loaded.model, prepared.loaded.version
+                result = await batcher.score(model, version, prepared.frame)
+                outcome = _answer(prepared, result)
+            else:
+                outcome = prepared
         except PayloadError as exc:
             outcome = _error(exc.status, exc.error_code, exc.message)
         except Exception:  # noqa: BLE001 - a bug of ours still answers in JSON and is counted

@@ -4,6 +4,10 @@ Three steps, each cheap before the next one runs: :func:`parse_body` checks cont
 encoding, JSON syntax and nesting; :func:`read_table` checks the protocol shape and the row
 count; :func:`to_frame` checks every value against the model's input signature.
 
+Hostile bodies are refused, never half-read: an object naming a key twice is refused (parsers
+disagree on which value wins, so two systems could read one request differently), and error
+messages quote at most a few keys of a request, shortened, so an error never echoes megabytes.
+
 Columns the signature does not name are ignored (dropped), not rejected: clients send whole
 rows, including the entity id used for routing, and a model version that stops reading a
 column must not break clients that still send it. Nulls are allowed where the model treats
@@ -14,8 +18,10 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import pandas as pd
@@ -24,6 +30,9 @@ from mlflow.types import DataType
 MAX_BYTES = 5 * 1024 * 1024
 MAX_ROWS = 5_000
 MAX_DEPTH = 32
+# Error messages quote at most this many keys of a request, each cut to this many characters.
+SHOWN_KEYS = 5
+SHOWN_CHARS = 40
 FORMATS = ("dataframe_split", "dataframe_records", "inputs")
 
 # MLflow's error codes, so MLflow clients read our errors like their own server's.
@@ -61,6 +70,24 @@ class Table:
         if isinstance(value, float) and value.is_integer():
             value = int(value)  # 42.0 and 42 are the same customer
         return str(value) if isinstance(value, str | int) else None
+
+
+def _shown(keys: Iterable[Any]) -> str:
+    """Keys of a request for an error message: a few, shortened, as JSON (never raw bytes)."""
+    keys = sorted(map(str, keys))
+    shown = [json.dumps(key)[:SHOWN_CHARS] for key in keys[:SHOWN_KEYS]]
+    more = f" and {len(keys) - SHOWN_KEYS} more" if len(keys) > SHOWN_KEYS else ""
+    return f"[{', '.join(shown)}]{more}"
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object as a dict; refuses a key given twice (json.loads would keep the last)."""
+    obj = dict(pairs)
+    if len(obj) < len(pairs):
+        counts = Counter(key for key, _ in pairs)
+        twice = next(key for key, _ in pairs if counts[key] > 1)
+        raise PayloadError(400, f"invalid JSON: key {_shown([twice])} appears twice in an object")
+    return obj
 
 
 def check_content_type(content_type: str | None) -> None:
@@ -112,7 +139,8 @@ def parse_body(
     Raises:
         PayloadError: 415 for a content type other than JSON, 413 for a body over
             ``max_bytes``, 400 for an empty body, non-UTF-8 bytes, invalid JSON (NaN and
-            Infinity tokens and out-of-range numbers included) or too deep nesting.
+            Infinity tokens, out-of-range numbers and a key repeated in an object included) or
+            too deep nesting.
     """
     check_content_type(content_type)
     if len(raw) > max_bytes:
@@ -124,7 +152,12 @@ def parse_body(
     except UnicodeDecodeError as exc:
         raise PayloadError(400, f"body is not valid UTF-8 (byte {exc.start})") from None
     try:
-        body = json.loads(text, parse_constant=_finite_float, parse_float=_finite_float)
+        body = json.loads(
+            text,
+            parse_constant=_finite_float,
+            parse_float=_finite_float,
+            object_pairs_hook=_unique_keys,
+        )
     except RecursionError:
         raise PayloadError(400, f"JSON nesting deeper than {max_depth} levels") from None
     except ValueError as exc:  # JSONDecodeError, and int() of a number too long to convert
@@ -164,7 +197,7 @@ def _from_split(split: Any, max_rows: int) -> Table:
         raise PayloadError(400, "'dataframe_split.columns' names a column twice")
     unknown = set(split) - {"columns", "data", "index"}
     if unknown:
-        raise PayloadError(400, f"'dataframe_split' has unknown keys {sorted(unknown)}")
+        raise PayloadError(400, f"'dataframe_split' has unknown keys {_shown(unknown)}")
     _rows_limit(len(data), max_rows)
     index = split.get("index")
     if index is not None and (not isinstance(index, list) or len(index) != len(data)):
@@ -207,7 +240,7 @@ def read_table(body: Any, max_rows: int = MAX_ROWS) -> Table:
     keys = [key for key in FORMATS if key in body]
     if len(keys) != 1 or len(body) != 1:
         raise PayloadError(
-            400, f"body must have exactly one key of {list(FORMATS)}, got {sorted(body)[:10]}"
+            400, f"body must have exactly one key of {list(FORMATS)}, got {_shown(body)}"
         )
     key = keys[0]
     if key == "dataframe_split":
@@ -247,6 +280,15 @@ def _number(limit: float) -> Callable[[Any], float]:
     return check
 
 
+def _iso_datetime(text: str) -> pd.Timestamp:
+    # ISO 8601 only: pd.Timestamp alone also takes "now" and "today". An aware time is an
+    # instant, kept as naive UTC (the column's dtype has no time zone).
+    stamp = pd.Timestamp(datetime.fromisoformat(text))
+    if stamp.tzinfo is not None:
+        stamp = stamp.tz_convert("UTC").tz_localize(None)
+    return stamp.as_unit("ns")  # raises (ValueError) outside the nanosecond dtype's range
+
+
 def _typed(kind: type, label: str, convert: Callable[[Any], Any] = lambda v: v):
     def check(value: Any) -> Any:
         try:
@@ -269,7 +311,7 @@ _TYPES: dict[DataType, tuple[Callable[[Any], Any], str | None, bool]] = {
     DataType.boolean: (_typed(bool, "true or false"), "bool", False),
     DataType.string: (_typed(str, "a string"), None, True),
     DataType.binary: (_typed(str, "a string"), None, True),
-    DataType.datetime: (_typed(str, "an ISO date-time", pd.Timestamp), "datetime64[ns]", True),
+    DataType.datetime: (_typed(str, "an ISO date-time", _iso_datetime), "datetime64[ns]", True),
 }
 
 

@@ -8,6 +8,10 @@ or the promotion of the canary is a pointer swap. Every change is published by a
 new immutable :class:`SlotState`, so a request that took a snapshot keeps its models to the
 end. Failures (registry unreachable, a version that does not load) are logged and the current
 models keep serving.
+
+An operator may cap the canary's traffic share in this process (an emergency brake, see
+:meth:`ModelSlots.set_canary_override`). The cap only lowers the registry's weight, never
+raises it, and lapses when the registry names another canary.
 """
 
 from __future__ import annotations
@@ -18,10 +22,11 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from mlplatform.ml.registry import CHAMPION, PREVIOUS
+from mlplatform.redaction import redact_text
 
 logger = logging.getLogger(__name__)
 
@@ -42,13 +47,19 @@ class LoadedModel:
 
 @dataclass(frozen=True)
 class SlotState:
-    """What serves right now; never mutated, replaced as a whole."""
+    """What serves right now; never mutated, replaced as a whole.
+
+    ``canary_weight`` is the share routed to the canary: ``registry_canary_weight`` (the
+    registry's weight for a loaded canary, else 0), capped by ``canary_weight_override``.
+    """
 
     champion: LoadedModel | None = None
     previous: LoadedModel | None = None
     canary: LoadedModel | None = None
     canary_weight: float = 0.0
     refreshed_at: float = 0.0
+    registry_canary_weight: float = 0.0
+    canary_weight_override: float | None = None
 
     @property
     def champion_version(self) -> str | None:
@@ -71,6 +82,14 @@ class SlotState:
     def loaded_at(self) -> float | None:
         """When the champion was loaded (Unix time)."""
         return self.champion.loaded_at if self.champion else None
+
+
+class RegistryReadError(RuntimeError):
+    """The registry could not be read; the models already loaded keep serving."""
+
+
+class NoCanaryError(RuntimeError):
+    """A canary override was asked for while no canary serves."""
 
 
 def canary_assignment(tag: str | None, canary_alias: str | None) -> tuple[str | None, float]:
@@ -97,10 +116,21 @@ def canary_assignment(tag: str | None, canary_alias: str | None) -> tuple[str | 
 
 
 def load_pyfunc(model_name: str, version: str) -> Any:
-    """Loads a registered version as an MLflow pyfunc model (registry URI set globally)."""
-    import mlflow.pyfunc
+    """Loads a registered version as an MLflow pyfunc model (registry URI set globally).
 
-    return mlflow.pyfunc.load_model(f"models:/{model_name}/{version}")
+    Only from the registry, and only after the version's artefacts match the SHA-256 recorded
+    at registration; the model loads from the very copy that was checked.
+
+    Raises:
+        ArtifactIntegrityError: The artefacts changed after registration or have no digest
+            (:class:`ModelSlots` logs it, keeps the current model and retries with back-off).
+    """
+    import mlflow.pyfunc
+    from mlflow import MlflowClient
+
+    from mlplatform.ml.integrity import verify_model_version
+
+    return mlflow.pyfunc.load_model(verify_model_version(MlflowClient(), model_name, version))
 
 
 class ModelSlots:
@@ -129,6 +159,9 @@ class ModelSlots:
         self._failed: dict[str, tuple[float, float]] = {}  # version -> (retry at, delay)
         self._last_problem: str | None = None
         self._refresh_lock = threading.Lock()
+        # Held only to publish a state; an override never waits for a slow model load.
+        self._publish_lock = threading.Lock()
+        self._override: tuple[str, float] | None = None  # (canary version, weight cap)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -166,20 +199,32 @@ class ModelSlots:
             logger.warning("%s", problem)
         self._last_problem = problem
 
-    def refresh(self) -> SlotState:
+    def refresh(self, *, raise_registry_errors: bool = False) -> SlotState:
         """Reads aliases and the canary tag (one registry call) and publishes the new state.
 
         A version that fails to load keeps its slot's current model (the champion never
         becomes nothing); a canary that is not loaded gets no traffic.
 
+        Args:
+            raise_registry_errors: Raise when the registry cannot be read (an operator's
+                reload); the poller leaves it False and keeps the current state.
+
         Returns:
             The state now served.
+
+        Raises:
+            RegistryReadError: The registry read failed and ``raise_registry_errors`` is set;
+                the message has any URL password masked.
         """
         with self._refresh_lock:
             try:
                 registered = self.client.get_registered_model(self.model_name)
             except Exception as exc:  # noqa: BLE001 - registry outages must not stop serving
-                self._report(f"registry read for {self.model_name} failed: {exc}")
+                # The error may quote the tracking URI, password included.
+                problem = f"registry read for {self.model_name} failed: {redact_text(str(exc))}"
+                self._report(problem)
+                if raise_registry_errors:
+                    raise RegistryReadError(problem) from None
                 return self._state
             aliases = {k: str(v) for k, v in (registered.aliases or {}).items()}
             tag = (registered.tags or {}).get(CANARY_TAG)
@@ -204,13 +249,68 @@ class ModelSlots:
                 slots["champion"] = current.champion
             new = SlotState(
                 **slots,
-                canary_weight=weight if slots["canary"] is not None else 0.0,
+                registry_canary_weight=weight if slots["canary"] is not None else 0.0,
                 refreshed_at=time.time(),
             )
-            self._state = new  # one assignment: readers see the old or the new state, whole
+            with self._publish_lock:
+                if self._override is not None and self._override[0] != canary_version:
+                    logger.warning(
+                        "canary weight override for v%s lapsed: the registry's canary is now %s",
+                        self._override[0],
+                        f"v{canary_version}" if canary_version else "none",
+                    )
+                    self._override = None
+                new = self._publish(new)
             keep_versions = {m.version for m in (new.champion, new.previous, new.canary) if m}
             self._cache = {v: m for v, m in self._cache.items() if v in keep_versions}
             return new
+
+    def _publish(self, state: SlotState) -> SlotState:
+        """Makes ``state``, with the override applied, the current one (publish lock held)."""
+        cap = self._override[1] if self._override is not None else None
+        weight = state.registry_canary_weight
+        new = replace(
+            state,
+            canary_weight=weight if cap is None else min(weight, cap),
+            canary_weight_override=cap,
+        )
+        self._state = new  # one assignment: readers see the old or the new state, whole
+        return new
+
+    def set_canary_override(self, weight: float) -> SlotState:
+        """Caps the canary's traffic share in this process (0 stops it at once).
+
+        The cap binds to the canary serving now and lapses when the registry names another
+        canary or none. It never raises the share above the registry's weight: the canary
+        controller's plan stays the upper bound. Other serving processes are not affected.
+
+        Args:
+            weight: The cap, in [0, 1].
+
+        Returns:
+            The state now served.
+
+        Raises:
+            ValueError: ``weight`` is not a number in [0, 1].
+            NoCanaryError: No canary is loaded and serving.
+        """
+        if isinstance(weight, bool) or not isinstance(weight, int | float) or not 0 <= weight <= 1:
+            raise ValueError(f"canary weight override must be a number in [0, 1], got {weight!r}")
+        with self._publish_lock:
+            canary = self._state.canary
+            if canary is None:
+                raise NoCanaryError(f"{self.model_name} has no canary serving: nothing to cap")
+            self._override = (canary.version, float(weight))
+            logger.warning("canary v%s weight capped at %g in this process", canary.version, weight)
+            return self._publish(self._state)
+
+    def clear_canary_override(self) -> SlotState:
+        """Removes the cap (the registry's weight applies again); returns the state now served."""
+        with self._publish_lock:
+            if self._override is not None:
+                logger.warning("canary v%s weight cap removed", self._override[0])
+            self._override = None
+            return self._publish(self._state)
 
     def _run(self) -> None:
         while not self._stop.wait(self.poll_seconds):

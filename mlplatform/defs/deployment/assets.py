@@ -5,27 +5,20 @@ import dagster as dg
 from mlplatform.defs.deployment.resources import DeploymentPolicy
 from mlplatform.defs.training.assets import FOLLOW_THROUGH_GATES
 from mlplatform.defs.training.resources import MLflowResource
-from mlplatform.deployment.approvals import approval_for, release_blocker
+from mlplatform.deployment.release import (
+    AWAITING,
+    CANARY,
+    KEPT,
+    PROMOTED,
+    REJECTED,
+    StaleDecisionError,
+    release,
+)
+from mlplatform.deployment.repair import repair_registry
 from mlplatform.ml.evaluation import Evaluation
-from mlplatform.ml.registry import (
-    CHALLENGER,
-    CHAMPION,
-    PREVIOUS,
-    promote_to_champion,
-    version_for_alias,
-)
+from mlplatform.ml.registry import CHAMPION, PREVIOUS, version_for_alias
 
-KEPT, AWAITING, REJECTED, CANARY, PROMOTED = (
-    "kept",
-    "awaiting_approval",
-    "rejected",
-    "canary",
-    "promoted",
-)
-
-
-class StaleDecisionError(RuntimeError):
-    """The registry changed after the evaluation that decided the promotion."""
+__all__ = ["AWAITING", "CANARY", "KEPT", "PROMOTED", "REJECTED", "Deployment", "StaleDecisionError"]
 
 
 @dataclass(frozen=True)
@@ -46,36 +39,6 @@ class Deployment:
     candidate_version: str | None = None
 
 
-def _check_not_stale(client, evaluation: Evaluation) -> None:
-    # The decision compared the challenger with one champion on one holdout; if the registry
-    # moved since (a rollback, a newer challenger, a concurrent deploy), it no longer applies.
-    name = evaluation.model_name
-    current = version_for_alias(client, name, CHAMPION)
-    latest_challenger = version_for_alias(client, name, CHALLENGER)
-    if current != evaluation.champion_version or latest_challenger != evaluation.challenger_version:
-        raise StaleDecisionError(
-            f"{name}: the evaluation compared challenger v{evaluation.challenger_version} "
-            f"with champion v{evaluation.champion_version or 'none'}, but the registry now "
-            f"has champion v{current or 'none'} and challenger v{latest_challenger}; "
-            "re-run evaluation"
-        )
-
-
-def _release(context, client, evaluation: Evaluation, policy: DeploymentPolicy) -> tuple[str, str]:
-    """Moves a gated, approved challenger towards traffic; returns (status, reason)."""
-    name, version = evaluation.model_name, evaluation.challenger_version
-    if policy.serving_url and evaluation.champion_version is not None:
-        from mlplatform.deployment.canary_state import start_canary
-
-        state = start_canary(client, name, version, policy.canary_plan())
-        context.log.info(f"canary v{version} started at weight {state.weight:.0%}")
-        return CANARY, f"canary at {state.weight:.0%} of traffic: {evaluation.reason}"
-    # No serving process to watch (or nothing to compare a canary with): promote directly.
-    promote_to_champion(client, name, version)
-    context.log.info(f"promoted {name} v{version}: {evaluation.reason}")
-    return PROMOTED, evaluation.reason
-
-
 @dg.asset(
     group_name="deployment",
     kinds={"mlflow"},
@@ -91,31 +54,29 @@ def deployed_model(
     """The champion model version: the challenger once it passed its gates and was approved."""
     client = mlflow_tracking.client()
     name, version = evaluation.model_name, evaluation.challenger_version
+    # A deploy, rollback or canary promotion killed half-way is finished before deciding.
+    for repaired in repair_registry(client, name):
+        context.log.warning(f"{name}: {repaired}")
     approval = None
     if not evaluation.should_promote:
         status, reason = KEPT, evaluation.reason
         context.log.info(f"kept the champion of {name}: {reason}")
+    elif version_for_alias(client, name, CHAMPION) == version:
+        # A re-run after this very promotion was interrupted (and finished by the repair).
+        status, reason = PROMOTED, f"v{version} is the champion already: {evaluation.reason}"
     else:
-        _check_not_stale(client, evaluation)
-        approval = approval_for(client, name, version)
-        if deployment.approval_required and approval is None:
-            status = AWAITING
-            reason = (
-                f"v{version} passed its gates and waits for approval: `mlplatform approve "
-                f"{version} --by <approver> --reason ...` (approvers: "
-                f"{', '.join(deployment.approver_names) or 'none configured'})"
-            )
-        elif deployment.approval_required and not approval.approved:
-            status = REJECTED
-            reason = f"v{version} rejected by {approval.by} at {approval.at}: {approval.reason}"
-        elif deployment.approval_required and (
-            blocker := release_blocker(
-                approval, client.get_model_version(name, version).tags, deployment.approver_names
-            )
-        ):
-            status, reason = AWAITING, f"v{version} not released: {blocker}"
-        else:
-            status, reason = _release(context, client, evaluation, deployment)
+        # Everything is checked again under the model's leases: a racing deploy, rollback or
+        # decision makes this step fail with a conflict instead of acting on a stale view.
+        outcome = release(
+            client,
+            evaluation,
+            approval_required=deployment.approval_required,
+            approvers=deployment.approver_names,
+            canary_plan=deployment.canary_plan() if deployment.serving_url else None,
+            started_by=f"deploy run {context.run.run_id}",
+        )
+        status, reason, approval = outcome.status, outcome.reason, outcome.approval
+        context.log.info(f"{name} v{version}: {status} - {reason}")
     champion = version_for_alias(client, name, CHAMPION)
     if champion is None and status in (KEPT, PROMOTED, CANARY):
         raise RuntimeError(f"{name} has no champion after the deploy step: {reason}")

@@ -12,6 +12,7 @@ from mlplatform.defs.training.resources import MLflowResource
 from mlplatform.deployment.approvals import GATE_TAG_PREFIX
 from mlplatform.features.sets import FeatureSet
 from mlplatform.ml.evaluation import Evaluation
+from mlplatform.ml.integrity import verify_model_uri
 from mlplatform.ml.registry import CHAMPION
 from mlplatform.ml.training import model_input
 
@@ -135,9 +136,9 @@ def champion_serves_valid_probabilities(
         return dg.AssetCheckResult(
             passed=True, description=f"no champion yet ({deployed_model.status}): nothing served"
         )
-    mlflow_tracking.client()
+    client = mlflow_tracking.client()
     uri = f"models:/{deployed_model.model_name}@{CHAMPION}"
-    model = mlflow.pyfunc.load_model(uri)
+    model = mlflow.pyfunc.load_model(verify_model_uri(client, uri))
     rows = model_input(features.holdout.head(SMOKE_ROWS), dataset.spec())
     scores = np.asarray(model.predict(rows))
     positive = scores[:, 1] if scores.ndim == 2 else scores

@@ -14,6 +14,10 @@ class ApprovalConfig(dg.Config):
     decision: str = Field(default="approved", description="'approved' or 'rejected'.")
     by: str = Field(description="Your name; must be on the approvers list.")
     reason: str = Field(description="Why; kept in the audit trail on the model version.")
+    supersede: bool = Field(
+        default=False,
+        description="Replace the decision in force (needed to approve over a rejection).",
+    )
 
 
 @dg.op
@@ -37,6 +41,7 @@ def record_approval(
             config.by,
             config.reason,
             deployment.approver_names,
+            supersede=config.supersede,
         )
     except ApprovalError as exc:
         raise dg.Failure(description=str(exc)) from exc

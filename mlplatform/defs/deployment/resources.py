@@ -1,7 +1,11 @@
+import os
+
 import dagster as dg
 from pydantic import Field
 
 from mlplatform.deployment.approvals import parse_approvers
+
+MAX_STEP_VARIABLE = "MLPLATFORM_CANARY_MAX_STEP_SECONDS"
 
 
 class DeploymentPolicy(dg.ConfigurableResource):
@@ -28,6 +32,11 @@ class DeploymentPolicy(dg.ConfigurableResource):
     canary_min_dwell_seconds: str = Field(
         default="60", description="Seconds each canary step lasts at least."
     )
+    canary_max_step_seconds: str = Field(
+        default="3600",
+        description="Seconds after which a canary step without its minimum requests is rolled "
+        "back ('no traffic'): a canary nobody uses is never promoted.",
+    )
 
     def canary_plan(self):
         """The release plan, from settings that may come from environment variables."""
@@ -35,14 +44,21 @@ class DeploymentPolicy(dg.ConfigurableResource):
 
         try:
             requests, dwell = int(self.canary_min_requests), float(self.canary_min_dwell_seconds)
+            longest = float(self.canary_max_step_seconds)
         except ValueError as exc:
             raise ValueError(
                 f"canary settings MLPLATFORM_CANARY_MIN_REQUESTS={self.canary_min_requests!r}, "
-                f"MLPLATFORM_CANARY_MIN_DWELL_SECONDS={self.canary_min_dwell_seconds!r}: {exc}"
+                f"MLPLATFORM_CANARY_MIN_DWELL_SECONDS={self.canary_min_dwell_seconds!r}, "
+                f"{MAX_STEP_VARIABLE}={self.canary_max_step_seconds!r}: {exc}"
             ) from exc
         if requests < 1 or dwell < 0:
             raise ValueError(f"canary settings out of range: {requests} requests, {dwell} s")
-        return CanaryPlan(min_requests=requests, min_dwell_seconds=dwell)
+        if not longest > dwell:
+            raise ValueError(
+                f"{MAX_STEP_VARIABLE}={longest:g} must exceed MLPLATFORM_CANARY_MIN_DWELL_SECONDS"
+                f"={dwell:g}: otherwise no canary step could ever pass"
+            )
+        return CanaryPlan(min_requests=requests, min_dwell_seconds=dwell, max_step_seconds=longest)
 
     @property
     def approver_names(self) -> tuple[str, ...]:
@@ -60,6 +76,9 @@ class DeploymentPolicy(dg.ConfigurableResource):
 
 @dg.definitions
 def resources() -> dg.Definitions:
+    # Optional setting, read when the code location loads (like the retrain cron): unset, the
+    # field's default applies, so existing deployments need not declare it.
+    max_step = {"canary_max_step_seconds": dg.EnvVar(MAX_STEP_VARIABLE)}
     return dg.Definitions(
         resources={
             "deployment": DeploymentPolicy(
@@ -68,6 +87,7 @@ def resources() -> dg.Definitions:
                 serving_url=dg.EnvVar("MLPLATFORM_SERVING_URL"),
                 canary_min_requests=dg.EnvVar("MLPLATFORM_CANARY_MIN_REQUESTS"),
                 canary_min_dwell_seconds=dg.EnvVar("MLPLATFORM_CANARY_MIN_DWELL_SECONDS"),
+                **(max_step if os.environ.get(MAX_STEP_VARIABLE) else {}),
             )
         }
     )

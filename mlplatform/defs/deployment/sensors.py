@@ -81,10 +81,18 @@ def canary_sensor(
     deployment: DeploymentPolicy,
 ):
     """One controller step per tick; the state lives in the registry, so restarts resume."""
-    if not deployment.serving_url:
-        return dg.SkipReason("no serving process configured (MLPLATFORM_SERVING_URL)")
+    from mlplatform.deployment.repair import repair_registry
+
     name = mlflow_tracking.model_name(dataset.spec().name)
-    decision = _tick_canary(mlflow_tracking.client(), name, deployment.serving_url)
+    client = mlflow_tracking.client()
+    # A deploy, rollback or canary promotion killed half-way is finished on the next tick.
+    repaired = repair_registry(client, name)
+    for finished in repaired:
+        context.log.warning(f"{name}: {finished}")
+    if not deployment.serving_url:
+        skipped = "no serving process configured (MLPLATFORM_SERVING_URL)"
+        return dg.SkipReason("; ".join([*repaired, skipped]))
+    decision = _tick_canary(client, name, deployment.serving_url)
     if decision is None:
         return dg.SkipReason(f"{name} has no canary running")
     state = decision.new_state

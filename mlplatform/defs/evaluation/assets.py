@@ -11,6 +11,7 @@ from mlplatform.defs.training.assets import FOLLOW_THROUGH_GATES
 from mlplatform.defs.training.resources import MLflowResource
 from mlplatform.features.sets import FeatureSet
 from mlplatform.ml.evaluation import evaluate_on_holdout
+from mlplatform.ml.integrity import verify_model_uri
 from mlplatform.ml.plots import markdown_image, png_bytes, roc_figure
 from mlplatform.ml.registry import CHAMPION, RegisteredModel, load_pipeline, version_for_alias
 from mlplatform.ml.test_report import run_model_tests
@@ -66,7 +67,7 @@ def evaluation(
     )
     holdout_labels = labels(features.holdout, spec)
     # Coverage goes through the registered pyfunc, the way serving loads the model.
-    served = mlflow.pyfunc.load_model(challenger_model.model_uri)
+    served = mlflow.pyfunc.load_model(verify_model_uri(client, challenger_model.model_uri))
     report = run_model_tests(
         lambda rows: churn_scores(challenger_pipeline, model_input(rows, spec)),
         holdout_inputs,

@@ -40,6 +40,10 @@ class GatePolicy(dg.ConfigurableResource):
     def min_delta_value(self) -> float:
         return _parse_threshold("MLPLATFORM_MIN_DELTA", self.min_delta, 0.0, 0.5)
 
+    def check_thresholds(self) -> None:
+        """Raises ValueError naming the first threshold setting that is not a valid number."""
+        _ = (self.min_auc_value, self.min_delta_value)
+
 
 @dg.definitions
 def resources() -> dg.Definitions:

@@ -5,6 +5,7 @@ import mlflow
 from pydantic import Field
 
 from mlplatform.defs.data.resources import DatasetResource
+from mlplatform.defs.evaluation.resources import GatePolicy
 from mlplatform.defs.training.resources import MLflowResource
 from mlplatform.deployment.approvals import TRIGGERED_BY_TAG, triggered_by
 from mlplatform.features import engineer, library, sets
@@ -81,8 +82,11 @@ def challenger_model(
     features: FeatureSet,
     dataset: DatasetResource,
     mlflow_tracking: MLflowResource,
+    gates: GatePolicy,
 ) -> dg.Output:
     """A newly trained preprocessing+model pipeline, registered in MLflow with the challenger alias."""
+    # A bad gate setting would only surface at evaluation, after a version is registered.
+    gates.check_thresholds()
     spec = dataset.spec()
     params = config.params()
     model_name = mlflow_tracking.model_name(spec.name)
@@ -98,7 +102,7 @@ def challenger_model(
         **code_version(PROJECT_ROOT),
         **environment_tags(),
     }
-    with mlflow_tracking.start_run(run_name=f"train-{spec.name}", tags=tags):
+    with mlflow_tracking.start_run(run_name=f"train-{spec.name}", tags=tags) as run:
         mlflow.log_params({**params.as_dict(), "training_window": features.window})
         log_dataset(
             train,
@@ -124,9 +128,14 @@ def challenger_model(
         train_auc = auc_with_ci(labels(train, spec), churn_scores(pipeline, train_inputs))
         mlflow.log_metrics({"train_auc": train_auc.auc, "train_rows": len(train)})
         example = train_inputs.head(5)
-        registered: RegisteredModel = log_and_register(
-            pipeline, example, churn_scores(pipeline, example), model_name
+        example_scores = churn_scores(pipeline, example)
+        # Retried while the store is down, but a version is never registered twice.
+        registered: RegisteredModel = mlflow_tracking.register_once(
+            lambda: log_and_register(pipeline, example, example_scores, model_name),
+            model_name,
+            run.info.run_id,
         )
+    # Retries each alias and tag write while the store is down (they are idempotent).
     client = mlflow_tracking.client()
     client.set_registered_model_alias(model_name, CHALLENGER, registered.version)
     version_tags = ("dataset", "train_data_version", "holdout_version", "code_version", "seed")
