@@ -42,11 +42,17 @@ $(DAGSTER_HOME)/dagster.yaml: | $(BIN)/.installed
 demo: install ## run raw_data -> deployed_model twice on the embedded default and score rows
 	$(BIN)/mlplatform demo
 
-test: install ## the full test suite (unit, asset, end-to-end)
-	$(BIN)/python -m pytest
+# The suite mostly waits on one core (daemons, subprocesses, MLflow I/O): one worker per CPU,
+# each test module kept on one worker (its module fixtures built once). The load test then runs
+# alone: it measures the highest rate the machine sustains.
+PYTEST_WORKERS ?= auto
+
+test: install ## the full test suite (unit, asset, end-to-end), then the load test alone
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not load"
+	$(BIN)/python -m pytest -m load
 
 test-fast: install ## everything but the end-to-end tests
-	$(BIN)/python -m pytest -m "not e2e"
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not e2e"
 
 bench: install ## every benchmark, each against its baseline side by side; fails if a goal is missed
 	@status=0; for name in data_validation delong psi serving; do \

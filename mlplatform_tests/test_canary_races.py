@@ -46,8 +46,7 @@ PLAN = CanaryPlan(min_requests=100, min_dwell_seconds=0)
 
 @pytest.fixture(scope="module")
 def template(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as patch:
-        return build_template(tmp_path_factory.mktemp("registry"), NAME, 3, patch)
+    return build_template(tmp_path_factory.mktemp("registry"), NAME, 3)
 
 
 @pytest.fixture

@@ -41,8 +41,7 @@ T0 = 1_780_000_000.0
 
 @pytest.fixture(scope="module")
 def template(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as patch:
-        return build_template(tmp_path_factory.mktemp("registry"), NAME, 2, patch)
+    return build_template(tmp_path_factory.mktemp("registry"), NAME, 2)
 
 
 @pytest.fixture
