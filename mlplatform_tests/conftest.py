@@ -239,3 +239,11 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         if outcomes:
             passed = outcomes.count("passed")
             terminalreporter.write_line(f"{kind:<20} {passed} passed of {len(outcomes)} run")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Runs the end-to-end modules first: with one worker per CPU, the long ones start at once
+    and the short ones fill in around them, instead of a long one starting last."""
+    # Whole modules move, so a module's tests stay together (its module fixtures built once).
+    long_modules = {item.path for item in items if item.get_closest_marker("e2e") is not None}
+    items.sort(key=lambda item: item.path not in long_modules)
