@@ -229,6 +229,8 @@ async def load(
     timeout: float = 30.0,
     progress_seconds: float = 1.0,
     transport: httpx.AsyncBaseTransport | None = None,
+    min_requests: int = 0,
+    max_seconds: float | None = None,
 ) -> LoadReport:
     """:func:`run_load` for callers in an event loop; ``progress_seconds`` is the interval of
     ``on_progress`` calls, ``transport`` replaces the network (tests pass a MockTransport)."""
@@ -245,10 +247,15 @@ async def load(
     ) as client:
         started = time.perf_counter()
         deadline = started + seconds
+        hard_deadline = started + max(seconds, max_seconds or seconds)
+
+        def keep_sending() -> bool:
+            now = time.perf_counter()
+            return now < deadline or (next_body < min_requests and now < hard_deadline)
 
         async def worker() -> None:
             nonlocal next_body
-            while time.perf_counter() < deadline:
+            while keep_sending():
                 # One event loop: taking the index and advancing it cannot interleave.
                 body, next_body = bodies[next_body % len(bodies)], next_body + 1
                 samples.append(await _send(client, path, body))
@@ -280,6 +287,8 @@ def run_load(
     on_progress: Callable[[LoadProgress], None] | None = None,
     path: str = "/invocations",
     timeout: float = 30.0,
+    min_requests: int = 0,
+    max_seconds: float | None = None,
 ) -> LoadReport:
     """Sends requests from ``concurrency`` keep-alive clients for ``seconds``; reports them.
 
@@ -297,6 +306,9 @@ def run_load(
             it must return quickly (hand slow work to a thread).
         path: Scoring path.
         timeout: Seconds before one request counts as a transport failure.
+        min_requests: Keep sending past ``seconds`` until this many requests have started
+            (a slower machine still sends the sample a statistic needs)...
+        max_seconds: ...but never past this many seconds (default: ``seconds``).
 
     Returns:
         The report; failures are in it, not raised.
@@ -304,4 +316,16 @@ def run_load(
     Raises:
         ValueError: No bodies, or seconds or concurrency not positive.
     """
-    return asyncio.run(load(url, bodies, seconds, concurrency, on_progress, path, timeout))
+    return asyncio.run(
+        load(
+            url,
+            bodies,
+            seconds,
+            concurrency,
+            on_progress,
+            path,
+            timeout,
+            min_requests=min_requests,
+            max_seconds=max_seconds,
+        )
+    )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import time
 
 import httpx
 import pytest
@@ -153,6 +154,32 @@ def test_the_client_loop_sends_bodies_in_turn_and_keeps_every_answer():
     assert report.elapsed >= 0.3
     assert progress and all(p.requests <= report.requests for p in progress)
     assert progress[-1].failures == 2
+
+
+@pytest.mark.parametrize(
+    ("min_requests", "max_seconds", "at_least"),
+    [(400, 30.0, 400), (10**9, 0.3, 1), (0, 30.0, 1)],
+    ids=["until_the_minimum", "bounded_by_max_seconds", "no_minimum"],
+)
+def test_the_load_goes_past_its_seconds_until_the_minimum_within_the_bound(
+    min_requests, max_seconds, at_least
+):
+    started = time.perf_counter()
+    report = asyncio.run(
+        load(
+            "http://test",
+            [json.dumps({"id": i}).encode() for i in range(10)],
+            seconds=0.01,
+            concurrency=4,
+            transport=_fake_server([]),
+            min_requests=min_requests,
+            max_seconds=max_seconds,
+        )
+    )
+    assert report.requests >= at_least
+    assert time.perf_counter() - started < max_seconds + 5.0
+    if min_requests == 10**9:
+        assert report.elapsed >= max_seconds
 
 
 def test_bad_arguments_are_refused_before_sending():

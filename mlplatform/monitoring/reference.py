@@ -6,6 +6,7 @@ Computed once per model version (at training) so that each drift check only bins
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -107,16 +108,38 @@ def _as_float(values: pd.Series) -> np.ndarray:
     return pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
 
 
+_scratch = threading.local()
+_MAX_KEPT_MASK = 16_000_000
+
+
+def _scratch_mask(size: int) -> np.ndarray:
+    """A boolean buffer of ``size`` owned by this thread, reused by every counting pass.
+
+    A fresh 1 MB mask per pass is a fresh mmap: its page faults serialise threads on the
+    process's memory map, which is what kept column threads from scaling.
+    """
+    buffer = getattr(_scratch, "mask", None)
+    if buffer is None or buffer.size < size:
+        buffer = np.empty(size, dtype=bool)
+        if size <= _MAX_KEPT_MASK:  # a huge batch's buffer is not kept for the next tick
+            _scratch.mask = buffer
+    return buffer[:size]
+
+
 def _bin_counts(values: np.ndarray, edges: np.ndarray, method: str = "auto") -> np.ndarray:
     """int64 counts of the m + 1 buckets of m edges, then of NaN.
 
     ``method``: "searchsorted" (one binary-search pass + bincount), "compare" (one counting pass
     per edge) or "auto" (compare for few edges); both give identical counts.
     """
-    nan = np.count_nonzero(np.isnan(values))
+    mask = _scratch_mask(values.size)
+    nan = np.count_nonzero(np.isnan(values, out=mask))
     if method == "compare" or (method == "auto" and edges.size <= _COMPARE_MAX_EDGES):
         # at_least[i] = rows in buckets i.. ; NaN compares False so it is in no "x >= e" count.
-        at_least = [values.size - nan, *(np.count_nonzero(values >= e) for e in edges), 0]
+        at_least = [values.size - nan]
+        for edge in edges:
+            at_least.append(np.count_nonzero(np.greater_equal(values, edge, out=mask)))
+        at_least.append(0)
         counts = -np.diff(np.asarray(at_least, dtype=np.int64))
     else:
         # side="right" puts x == e_i into bucket i ([e_i, e_i+1)); NaN sorts last, so it lands in
