@@ -117,7 +117,6 @@ class MicroBatcher:
         self.max_rows = max_rows
         self._before_predict = before_predict
         self._queues: dict[tuple, _Queue] = {}
-        self.batches = 0  # predict calls made (for tests and metrics)
 
     async def score(self, model: Any, version: str, frame: pd.DataFrame):
         """Scores ``frame`` with ``model``, batched with concurrent requests for the same model.
@@ -163,5 +162,4 @@ class MicroBatcher:
 
     def _predict(self, model: Any, version: str, frames: list[pd.DataFrame]) -> list:
         self._before_predict()
-        self.batches += 1
         return score_frames(model, version, frames)
