@@ -5,29 +5,25 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 
 from mlplatform.deploy_commands import add_commands
 from mlplatform.load_command import add_load_command
+from mlplatform.status.command import add_status_command
 
 
 def _backfill_days(keys: list[str]) -> list[str]:
     """Loads and validates each day in this process; returns the days that failed."""
     from mlplatform.lifecycle import run_job
+    from mlplatform.progress import progress
 
     failed = []
-    started = time.perf_counter()
-    for done, key in enumerate(keys, start=1):
-        outcome = run_job("daily_data_job", partition_key=key)
-        if not outcome.success:
-            failed.append(key)
-            print(f"  {key} FAILED (run {outcome.run_id}):\n{outcome.failure}", file=sys.stderr)
-        print(
-            f"\r  {done}/{len(keys)} days ({len(failed)} failed), "
-            f"{time.perf_counter() - started:.1f}s",
-            end="" if done < len(keys) else "\n",
-            flush=True,
-        )
+    with progress("backfill", total=len(keys), unit="days") as bar:
+        for key in keys:
+            outcome = run_job("daily_data_job", partition_key=key)
+            if not outcome.success:
+                failed.append(key)
+                print(f"  {key} FAILED (run {outcome.run_id}):\n{outcome.failure}", file=sys.stderr)
+            bar.update(advance=1, note=f"{key}, {len(failed)} failed")
     return failed
 
 
@@ -43,6 +39,7 @@ def backfill(args: argparse.Namespace) -> int:
         return 2
     print(f"backfilling daily_data_job for {len(keys)} days {keys[0]}..{keys[-1]}")
     failed = _backfill_days(keys)
+    print(f"{len(keys) - len(failed)}/{len(keys)} days loaded and validated ({len(failed)} failed)")
     if failed:
         print(f"{len(failed)} day(s) failed: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0
@@ -99,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     holdout.set_defaults(func=reset_holdout)
     add_commands(commands)
     add_load_command(commands)
+    add_status_command(commands)
     return parser
 
 
@@ -115,6 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except BrokenPipeError:  # `mlplatform status | head`: the reader left, nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except SpecError as exc:  # an unknown data set or a bad spec: the operator's input, no trace
         command = getattr(args, "command", None) or "mlplatform"
         print(f"mlplatform {command}: {exc}", file=sys.stderr)

@@ -45,8 +45,14 @@ def _print_evaluation(evaluation, deployment) -> None:
         )
 
 
+# The demo's progress display while run_demo runs (steps done, the current one as its note).
+_progress = None
+
+
 def _step(number: int, text: str) -> None:
     print(f"\n[{number}/{STEPS}] {text}")
+    if _progress is not None:
+        _progress.update(completed=number - 1, note=text.split(":")[0][:48])
 
 
 def _retrain(run_config: dict | None = None, tags: dict | None = None):
@@ -178,11 +184,29 @@ def _release_steps(dataset: str, drifted_day: str, outcome) -> int:
     return 0 if served is not None else 1
 
 
+def _demo_steps(dataset: str, window: list[str], drifted_day: str) -> int:
+    """Steps 1 to 7; returns the exit code."""
+    from mlplatform.cli import _backfill_days
+
+    _step(1, f"loading and validating {len(window)} day(s) {window[0]}..{window[-1]}")
+    if _backfill_days(window):
+        return 1
+    _step(2, f"a baseline model ({BASELINE}): gates, approval, champion")
+    outcome = _retrain({"ops": {"challenger_model": {"config": BASELINE}}})
+    if outcome is None:
+        return 1
+    code = _release_steps(dataset, drifted_day, outcome)
+    if _progress is not None and code == 0:
+        _progress.update(completed=STEPS, note="done")
+    return code
+
+
 def run_demo(dataset: str | None) -> int:
     """Runs every step; returns the exit code."""
-    from mlplatform.cli import _backfill_days
+    global _progress
     from mlplatform.datasets.spec import load_spec
     from mlplatform.lifecycle import apply_environment, window_partition_keys
+    from mlplatform.progress import progress
 
     apply_environment(dataset)
     os.environ["MLPLATFORM_SERVING_URL"] = ""  # no server yet: the baseline is promoted directly
@@ -193,14 +217,16 @@ def run_demo(dataset: str | None) -> int:
     )
     # The window ends the day before yesterday, so yesterday is left for the drifted batch.
     *window, drifted_day = window_partition_keys(load_spec(dataset).training_window_days + 1)
-    _step(1, f"loading and validating {len(window)} day(s) {window[0]}..{window[-1]}")
-    if _backfill_days(window):
-        return 1
-    _step(2, f"a baseline model ({BASELINE}): gates, approval, champion")
-    outcome = _retrain({"ops": {"challenger_model": {"config": BASELINE}}})
-    if outcome is None:
-        return 1
-    code = _release_steps(dataset, drifted_day, outcome)
+    with progress("demo", total=STEPS, unit="steps") as _progress:
+        try:
+            code = _demo_steps(dataset, window, drifted_day)
+        finally:
+            _progress = None
+    if code == 0:
+        from mlplatform.status.command import current_status
+        from mlplatform.status.render import render_text
+
+        print("\n`mlplatform status` now:\n" + render_text(current_status()))
     print(
         "\nLook closer: `make dev`, then http://127.0.0.1:3000 (Assets -> evaluation, "
         "deployed_model), and `make mlflow-ui` for the runs, versions, approvals and canary tags."

@@ -92,6 +92,7 @@ def load(args: argparse.Namespace) -> int:
     from mlplatform.datasets.spec import load_spec
     from mlplatform.lifecycle import apply_environment
     from mlplatform.loadtest import run_load
+    from mlplatform.progress import progress
 
     if not (args.seconds > 0 and args.concurrency >= 1):
         print("mlplatform load: --seconds and --concurrency must be positive", file=sys.stderr)
@@ -109,12 +110,13 @@ def load(args: argparse.Namespace) -> int:
         f"({len(rows)} rows, ids by {spec.id_column})"
     )
 
-    def progress(now) -> None:
-        line = f"\r  {now.elapsed:5.1f} s  {now.requests:,} requests, {now.failures} failed"
-        print(line, end="", flush=True)
+    with progress("load", total=args.seconds, unit="s") as bar:
 
-    report = run_load(args.url, bodies, args.seconds, args.concurrency, on_progress=progress)
-    print()
+        def show(now) -> None:
+            note = f"{now.requests:,} requests, {now.failures} failed"
+            bar.update(completed=min(now.elapsed, args.seconds), note=note)
+
+        report = run_load(args.url, bodies, args.seconds, args.concurrency, on_progress=show)
     print(report.summary())
     return 1 if report.failures else 0
 

@@ -145,7 +145,8 @@ def test_mlplatform_backfill_runs_the_days_in_process_and_reports_a_bad_range(
         subprocess_env,
         platform.root,
     )
-    assert "2/2 days (0 failed)" in result.stdout
+    assert "2/2 days loaded and validated (0 failed)" in result.stdout
+    assert "[backfill] 2/2 days" in result.stderr  # the progress, plain in a pipe
     bad = subprocess.run(
         [str(BIN / "mlplatform"), "backfill", "--from", "2019-01-01", "--to", "2019-01-02"],
         cwd=platform.root,

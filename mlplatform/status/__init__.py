@@ -1,0 +1,1 @@
+"""``mlplatform status``: what is in production, what waits for a person, is the data drifting."""
