@@ -21,7 +21,7 @@ from mlplatform.status.model import (
     drift_level,
 )
 from mlplatform.status.render import render_json, render_text
-from mlplatform_tests.conftest import TEST_DAYS, retrain
+from mlplatform_tests.conftest import retrain
 
 MODEL = "mlplatform-synthetic_churn"
 
@@ -144,7 +144,8 @@ def test_collected_from_a_real_registry_and_instance(platform, instance):
     assert {t.trigger for t in before.triggers} >= {"weekly_retrain_schedule", "psi_drift_sensor"}
     assert "canary_sensor" not in {t.trigger for t in before.triggers}  # it launches no runs
 
-    assert retrain(platform, instance, deployment={"require_approval": "true"}).success
+    required = {"require_approval": "true"}
+    assert retrain(platform, instance, "", "logistic_regression", deployment=required).success
     waiting = _collect(platform, instance)
     challenger = waiting.version("challenger")
     assert challenger.version == "1" and challenger.approval is None
@@ -152,23 +153,27 @@ def test_collected_from_a_real_registry_and_instance(platform, instance):
     assert waiting.awaiting_approval == "1"
     assert any("v1 waits for approval" in item for item in waiting.attention)
 
-    # A run the weekly schedule launched, and a challenger that fails the AUC gate.
-    dg.materialize(
+    # A run the weekly schedule launched: the evaluation again, under a bar it cannot clear.
+    evaluated = dg.materialize(
         [*defs.assets, *defs.asset_checks],
-        selection=dg.AssetSelection.assets("raw_data"),
-        partition_key=TEST_DAYS[-1],
+        selection=dg.AssetSelection.assets("evaluation"),
         instance=instance,
-        resources=platform.resources(),
+        resources=platform.resources(deployment=required, min_auc="0.99"),
         tags={"dagster/schedule_name": "weekly_retrain_schedule"},
+        raise_on_error=False,
     )
-    assert not retrain(platform, instance, min_auc="0.99").success
+    assert not evaluated.success
     failing = _collect(platform, instance)
     weekly = next(t for t in failing.triggers if t.trigger == "weekly_retrain_schedule")
-    assert weekly.status == "SUCCESS" and weekly.run_id
+    assert weekly.status == "FAILURE" and weekly.run_id == evaluated.run_id
     gate = next(g for g in failing.failed_gates if g.check.endswith("auc_above_threshold"))
-    assert gate.blocking
+    assert gate.blocking and gate.run_id == evaluated.run_id
     assert any(
-        "blocking gate evaluation:challenger_auc_above_threshold" in i for i in failing.attention
+        item.startswith("blocking gate evaluation:challenger_auc_above_threshold failed")
+        for item in failing.attention
+    )
+    assert f"the last run of weekly_retrain_schedule failed (run {evaluated.run_id}" in "\n".join(
+        failing.attention
     )
 
 
