@@ -4,6 +4,14 @@ from mlplatform.defs.data.resources import DatasetResource
 from mlplatform.defs.deployment.resources import DeploymentPolicy
 from mlplatform.defs.training.resources import MLflowResource
 
+TIMELINE_ARTIFACT = "canary/timeline.png"
+TIMELINE_DATA_ARTIFACT = "canary/timeline.json"
+# Ticks drawn at most: a canary lasts at most steps x max_step_seconds (3 h by default), which
+# at one tick per 15 s is 720 ticks.
+MAX_TIMELINE_TICKS = 1_000
+# Dagster stamps observations with the daemon's clock, the canary's start is the deploy run's.
+CLOCK_SKEW_SECONDS = 300.0
+
 
 def _awaiting(instance: dg.DagsterInstance) -> str | None:
     """The version the latest deploy step left waiting for approval, if it did."""
@@ -68,6 +76,101 @@ def _tick_canary(client, name: str, serving_url: str):
     return decision
 
 
+def _earlier_ticks(instance: dg.DagsterInstance, state) -> list:
+    """This canary's ticks recorded in earlier observations, oldest first (they outlive the
+    daemon: the instance's event log keeps them)."""
+    from mlplatform.deployment.timeline_plot import CanaryTick
+
+    records = instance.fetch_observations(
+        dg.AssetRecordsFilter(
+            asset_key=dg.AssetKey("deployed_model"),
+            after_timestamp=state.started_at - CLOCK_SKEW_SECONDS,
+        ),
+        limit=MAX_TIMELINE_TICKS,
+    ).records
+    ticks = []
+    for record in reversed(records):
+        metadata = record.asset_observation.metadata
+        if "tick" not in metadata or "canary_started_at" not in metadata:
+            continue
+        # The same version may be released twice: its start time tells the two canaries apart.
+        same_canary = metadata["canary_version"].value == state.version and (
+            abs(metadata["canary_started_at"].value - state.started_at) < 1e-3
+        )
+        if same_canary:
+            ticks.append(CanaryTick.from_dict(metadata["tick"].value))
+    return ticks
+
+
+def _timeline(state, ticks: list):
+    """The canary's timeline figure and its metadata value (a PNG inline in markdown)."""
+    from mlplatform.deployment.canary import CanaryPlan
+    from mlplatform.deployment.timeline_plot import canary_timeline_figure
+    from mlplatform.ml.plots import markdown_image, png_bytes
+
+    plan = CanaryPlan.from_dict(state.plan) if state.plan else CanaryPlan()
+    champion = f"champion v{state.champion_version}" if state.champion_version else "no champion"
+    figure = canary_timeline_figure(
+        ticks,
+        started_at=state.started_at,
+        events=[e for e in state.history if e.get("event") in ("counter_reset", "aborted")],
+        max_error_rate=plan.max_error_rate,
+        title=f"canary v{state.version} vs {champion}: {state.status.replace('_', ' ')}",
+    )
+    alt = f"canary v{state.version} timeline"
+    return figure, dg.MetadataValue.md(markdown_image(png_bytes(figure), alt))
+
+
+def _log_timeline(mlflow_tracking: MLflowResource, client, state, figure, ticks: list) -> str:
+    """Logs the finished canary's timeline on the run its version came from; returns where."""
+    run_id = client.get_model_version(state.model_name, state.version).run_id
+    if not run_id:
+        return f"not logged: {state.model_name} v{state.version} has no source run"
+    data = {
+        "model_name": state.model_name,
+        "version": state.version,
+        "champion_version": state.champion_version,
+        "started_at": state.started_at,
+        "status": state.status,
+        "ticks": [t.to_dict() for t in ticks],
+        "history": list(state.history),
+    }
+    # Both overwrite the same files when repeated, so a retry cannot duplicate anything.
+    mlflow_tracking.retrying(
+        f"log {TIMELINE_ARTIFACT} on run {run_id}",
+        lambda: client.log_figure(run_id, figure, TIMELINE_ARTIFACT),
+    )
+    mlflow_tracking.retrying(
+        f"log {TIMELINE_DATA_ARTIFACT} on run {run_id}",
+        lambda: client.log_dict(run_id, data, TIMELINE_DATA_ARTIFACT),
+    )
+    return f"runs:/{run_id}/{TIMELINE_ARTIFACT}"
+
+
+def _timeline_metadata(context, mlflow_tracking, client, decision) -> dict:
+    """The tick's own record, the timeline so far as a picture and, once the canary finished,
+    where in MLflow the picture was logged."""
+    from mlplatform.deployment.timeline_plot import CanaryTick
+
+    state, tick = decision.new_state, CanaryTick.from_decision(decision)
+    metadata = {
+        "canary_started_at": state.started_at,
+        "tick": dg.MetadataValue.json(tick.to_dict()),
+    }
+    # The decision is already carried out: a picture that fails must not lose its record.
+    try:
+        ticks = [*_earlier_ticks(context.instance, state), tick]
+        figure, metadata["timeline"] = _timeline(state, ticks)
+        metadata["timeline_ticks"] = len(ticks)
+        if decision.action in ("promote", "rollback"):
+            where = _log_timeline(mlflow_tracking, client, state, figure, ticks)
+            metadata["timeline_artifact"] = where
+    except Exception as exc:  # noqa: BLE001 - reported, and the observation still goes out
+        context.log.warning(f"canary v{state.version}: timeline not drawn or logged: {exc!r}")
+        metadata["timeline_error"] = repr(exc)[:500]
+    return metadata
+
+
 @dg.sensor(
     minimum_interval_seconds=15,
     default_status=dg.DefaultSensorStatus.RUNNING,
@@ -108,6 +211,7 @@ def canary_sensor(
             "step": state.step,
             "reason": decision.reason,
             "evidence": dg.MetadataValue.json(decision.evidence),
+            **_timeline_metadata(context, mlflow_tracking, client, decision),
         },
     )
     context.log.info(f"canary v{state.version}: {decision.action} - {decision.reason}")

@@ -24,11 +24,26 @@ def _newest_day(instance: dg.DagsterInstance):
     return day, metadata["data_version"].value, metadata["path"].value
 
 
-def _report_event(report, day: str, champion: str, decision: str, policy: DriftPolicy):
-    from mlplatform.ml.plots import markdown_image, png_bytes, psi_bar_chart
+def _log_report(mlflow_tracking: MLflowResource, client, run_id: str, day: str, report, figure):
+    """Logs the day's PSI chart and table on the champion's run; returns the chart's URI."""
+    folder = f"drift/{day}"
+    # Overwrites the same files when repeated (a re-delivered day), so retries are safe.
+    mlflow_tracking.retrying(
+        f"log {folder}/psi.png on run {run_id}",
+        lambda: client.log_figure(run_id, figure, f"{folder}/psi.png"),
+    )
+    mlflow_tracking.retrying(
+        f"log {folder}/psi.md on run {run_id}",
+        lambda: client.log_text(run_id, report.to_markdown(), f"{folder}/psi.md"),
+    )
+    return f"runs:/{run_id}/{folder}/psi.png"
 
-    psi = {f: r.psi for f, r in report.features.items()}
-    chart = png_bytes(psi_bar_chart(psi, policy.watch_threshold, policy.psi_threshold))
+
+def _report_event(report, day: str, champion: str, decision: str, figure, chart_artifact: str):
+    """The drift_report materialisation: the PSI table, its chart and where MLflow keeps it."""
+    from mlplatform.ml.plots import markdown_image, png_bytes
+
+    chart = png_bytes(figure)
     return dg.AssetMaterialization(
         asset_key="drift_report",
         description=decision,
@@ -41,6 +56,7 @@ def _report_event(report, day: str, champion: str, decision: str, policy: DriftP
             "decision": decision,
             "features": dg.MetadataValue.md(report.to_markdown()),
             "chart": dg.MetadataValue.md(markdown_image(chart, "PSI per feature")),
+            "chart_artifact": chart_artifact,
         },
     )
 
@@ -59,6 +75,7 @@ def psi_drift_sensor(
     drift: DriftPolicy,
 ):
     """Measures PSI per feature on each new validated day; one retrain per drift cause."""
+    from mlplatform.ml.plots import psi_bar_chart
     from mlplatform.monitoring.drift import feature_psi
     from mlplatform.monitoring.profiles import load_reference_profile
 
@@ -92,7 +109,10 @@ def psi_drift_sensor(
         reason = (
             f"{reason}; but a drift retrain ran at {last_fired} (cooldown {drift.cooldown_hours} h)"
         )
-    event = _report_event(report, day, champion, reason, drift)
+    psi = {f: r.psi for f, r in report.features.items()}
+    figure = psi_bar_chart(psi, drift.watch_threshold, drift.psi_threshold)
+    chart_artifact = _log_report(mlflow_tracking, client, run_id, day, report, figure)
+    event = _report_event(report, day, champion, reason, figure, chart_artifact)
     if not fires:
         return dg.SensorResult(skip_reason=reason, cursor=json.dumps(cursor), asset_events=[event])
     cursor["last_fired"] = now.isoformat()
