@@ -1,56 +1,28 @@
-"""Pictures in the Dagster UI and MLflow: the canary timeline (pure figure, and canary_sensor
-ticks against a fake /metrics on a real instance and registry), the evaluation's ROC with its
-CI and slice table, the drift report's PSI chart."""
+"""Pictures in the Dagster UI and MLflow: the canary timeline figure, the evaluation's ROC with
+its CI and slice table, the drift report's PSI chart."""
 
 from __future__ import annotations
 
-import base64
-import io
 import json
-import re
-import threading
 from dataclasses import replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import dagster as dg
-import matplotlib.image
 import numpy as np
 import pytest
 from mlflow import MlflowClient
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from registry_faults import restored_mlflow_globals
+from pictures import decoded_png, inline_png
 
-from mlplatform.defs.data.resources import DatasetResource
-from mlplatform.defs.deployment.resources import DeploymentPolicy
-from mlplatform.defs.deployment.sensors import TIMELINE_ARTIFACT, canary_sensor
 from mlplatform.defs.monitoring.resources import DriftPolicy
 from mlplatform.defs.monitoring.sensors import psi_drift_sensor
-from mlplatform.defs.training.resources import MLflowResource
 from mlplatform.deployment.canary import CanaryPlan, decide, initial_state
-from mlplatform.deployment.canary_state import load_state, start_canary
 from mlplatform.deployment.metrics import ArmCounts
 from mlplatform.deployment.timeline_plot import CanaryTick, canary_timeline_figure
 from mlplatform.ml.metrics import AucEstimate
 from mlplatform.ml.plots import png_bytes, psi_bar_chart, roc_figure
-from mlplatform.ml.registry import CHAMPION, promote_to_champion, version_for_alias
 from mlplatform_tests.conftest import load_days, retrain
-from mlplatform_tests.tiny_registry import build_template, copy_registry
 
 NAME = "mlplatform-synthetic_churn"  # what the code location calls the synthetic_churn model
 T0 = 1_780_000_000.0
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-INLINE_PNG = re.compile(r"^!\[[^\]]*\]\(data:image/png;base64,([A-Za-z0-9+/=]+)\)$")
-
-
-def _decoded(png: bytes) -> np.ndarray:
-    assert png.startswith(PNG_MAGIC)
-    return matplotlib.image.imread(io.BytesIO(png), format="png")
-
-
-def _inline_png(markdown: str) -> bytes:
-    match = INLINE_PNG.search(markdown.strip().splitlines()[-1])
-    assert match, markdown[:200]
-    return base64.b64decode(match.group(1))
 
 
 # --- the pure figure ---------------------------------------------------------------------------
@@ -102,7 +74,7 @@ def test_the_timeline_draws_the_weight_steps_the_error_rate_per_arm_and_the_deci
     assert marked == [1.0, 1.25, 2.0, 2.5]
     assert p99_axes.get_xlabel() == "minutes since the canary started"
     png = png_bytes(figure)
-    assert _decoded(png).shape[:2] == (414, 540)
+    assert decoded_png(png).shape[:2] == (414, 540)
     assert len(png) < 60_000  # small enough to inline in every observation
 
 
@@ -111,7 +83,7 @@ def test_without_latency_the_timeline_has_two_panels_and_a_single_tick_draws():
     figure = canary_timeline_figure([tick])
     assert len(figure.axes) == 2
     assert figure.axes[-1].get_xlabel() == "seconds since the canary started"
-    _decoded(png_bytes(figure))
+    decoded_png(png_bytes(figure))
     with pytest.raises(ValueError, match="at least one tick"):
         canary_timeline_figure([])
 
@@ -155,190 +127,7 @@ def test_the_roc_legend_carries_each_auc_with_its_ci_and_the_psi_chart_its_thres
     chart = psi_bar_chart({"tenure": 0.05, "monthly_spend": 0.3}, watch=0.1, drift=0.2)
     lines = {line.get_label(): line.get_xdata()[0] for line in chart.axes[0].get_lines()}
     assert lines == {"watch 0.1": 0.1, "drift 0.2": 0.2}
-    _decoded(png_bytes(chart))
-
-
-# --- canary_sensor: the timeline on each observation, in MLflow when the canary finishes --------
-
-
-class FakeMetrics:
-    """A serving process's ``/metrics`` on loopback: requests, errors and latency per arm."""
-
-    def __init__(self, versions: dict[str, str]):
-        self.versions = versions
-        self.registry = CollectorRegistry()
-        labels = ["arm", "model_version"]
-        self.requests = Counter(
-            "mlplatform_requests", "r", [*labels, "status"], registry=self.registry
-        )
-        self.errors = Counter("mlplatform_errors", "e", [*labels, "kind"], registry=self.registry)
-        self.latency = Histogram(
-            "mlplatform_request_latency_seconds", "l", labels, registry=self.registry
-        )
-        registry = self.registry
-
-        class Metrics(BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802 - the http.server interface
-                body = generate_latest(registry)
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Metrics)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def serve(self, arm: str, requests: int, errors: int = 0, seconds: float = 0.01) -> None:
-        version = self.versions[arm]
-        self.requests.labels(arm, version, "200").inc(requests - errors)
-        self.requests.labels(arm, version, "500").inc(errors)
-        self.errors.labels(arm, version, "server").inc(errors)
-        for _ in range(requests):
-            self.latency.labels(arm, version).observe(seconds)
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory):
-    return build_template(tmp_path_factory.mktemp("registry"), NAME, 2)
-
-
-@pytest.fixture
-def registry(template, tmp_path):
-    """Champion v1 and a canary candidate v3 registered from a run of this test's own (the
-    template's runs share one artefact folder between tests)."""
-    uri = copy_registry(template, tmp_path)
-    with restored_mlflow_globals():
-        client = MlflowClient(uri, uri)
-        promote_to_champion(client, NAME, "1")
-        experiment = client.create_experiment("ui-pictures", (tmp_path / "artifacts").as_uri())
-        run = client.create_run(experiment)
-        # Nothing loads this version: the controller only reads metrics and moves aliases.
-        client.create_model_version(NAME, f"{run.info.artifact_uri}/model", run_id=run.info.run_id)
-        yield uri, client, run.info.run_id
-
-
-@pytest.fixture
-def metrics():
-    fake = FakeMetrics({"canary": "3", "champion": "1"})
-    yield fake
-    fake.close()
-
-
-def _tick(instance, uri: str, url: str):
-    """One canary_sensor evaluation; its observation is recorded as the daemon would."""
-    context = dg.build_sensor_context(
-        instance=instance,
-        resources={
-            "dataset": DatasetResource(),  # synthetic_churn: the model is NAME
-            "mlflow_tracking": MLflowResource(tracking_uri=uri),
-            "deployment": DeploymentPolicy(serving_url=url),
-        },
-    )
-    result = canary_sensor(context)
-    (observation,) = result.asset_events
-    instance.report_runless_asset_event(observation)
-    return observation.metadata
-
-
-PLAN = CanaryPlan(steps=(0.5, 1.0), min_requests=20, min_dwell_seconds=0)
-
-
-def _storage(tmp_path) -> str:
-    """A Dagster instance's folder that outlives the instance (as a daemon's home does)."""
-    folder = tmp_path / "dagster"
-    folder.mkdir()
-    return str(folder)
-
-
-def _artifacts(client, run_id: str) -> set[str]:
-    return {a.path for a in client.list_artifacts(run_id, "canary")}
-
-
-def _logged_ticks(client, run_id: str, tmp_path) -> list[str]:
-    path = client.download_artifacts(run_id, "canary/timeline.json", str(tmp_path))
-    with open(path) as data:
-        return [tick["action"] for tick in json.load(data)["ticks"]]
-
-
-def test_each_tick_shows_the_timeline_so_far_and_it_survives_a_daemon_restart(
-    registry, metrics, tmp_path
-):
-    uri, client, run_id = registry
-    start_canary(client, NAME, "3", PLAN, started_by="deploy run")
-    storage = _storage(tmp_path)
-    with dg.instance_for_test(temp_dir=storage) as instance:
-        first = _tick(instance, uri, metrics.url)  # the baseline scrape
-        assert (first["action"].value, first["timeline_ticks"].value) == ("hold", 1)
-        _decoded(_inline_png(first["timeline"].value))
-        metrics.serve("canary", 40)
-        metrics.serve("champion", 40)
-        second = _tick(instance, uri, metrics.url)
-        assert (second["action"].value, second["timeline_ticks"].value) == ("advance", 2)
-        assert "timeline_artifact" not in second  # still running: nothing in MLflow yet
-        assert _artifacts(client, run_id) == set()
-    # A restarted daemon is a new process: the earlier ticks come back from the event log.
-    with dg.instance_for_test(temp_dir=storage) as instance:
-        metrics.serve("canary", 40, seconds=0.02)
-        third = _tick(instance, uri, metrics.url)
-    assert (third["action"].value, third["timeline_ticks"].value) == ("promote", 3)
-    png = _inline_png(third["timeline"].value)
-    assert len(png) < 60_000
-    _decoded(png)
-    assert third["timeline_artifact"].value == f"runs:/{run_id}/{TIMELINE_ARTIFACT}"
-    assert _artifacts(client, run_id) == {TIMELINE_ARTIFACT, "canary/timeline.json"}
-    assert _logged_ticks(client, run_id, tmp_path) == ["hold", "advance", "promote"]
-    logged = client.download_artifacts(run_id, TIMELINE_ARTIFACT, str(tmp_path))
-    with open(logged, "rb") as picture:
-        _decoded(picture.read())
-    assert version_for_alias(client, NAME, CHAMPION) == "3"
-
-
-def test_a_rollback_logs_its_timeline_and_a_second_release_of_the_version_starts_afresh(
-    registry, metrics, tmp_path
-):
-    uri, client, run_id = registry
-    start_canary(client, NAME, "3", PLAN, started_by="first release")
-    with dg.instance_for_test(temp_dir=_storage(tmp_path)) as instance:
-        _tick(instance, uri, metrics.url)
-        metrics.serve("canary", 100, errors=60)
-        metrics.serve("champion", 100)
-        rolled_back = _tick(instance, uri, metrics.url)
-        assert (rolled_back["action"].value, rolled_back["timeline_ticks"].value) == ("rollback", 2)
-        assert rolled_back["timeline_artifact"].value == f"runs:/{run_id}/{TIMELINE_ARTIFACT}"
-        assert _logged_ticks(client, run_id, tmp_path) == ["hold", "rollback"]
-        # The same version released again is another canary: its timeline starts empty.
-        start_canary(client, NAME, "3", PLAN, started_by="second release")
-        again = _tick(instance, uri, metrics.url)
-    assert (again["action"].value, again["timeline_ticks"].value) == ("hold", 1)
-
-
-def test_a_timeline_mlflow_cannot_take_does_not_lose_the_decision(
-    registry, metrics, tmp_path, monkeypatch
-):
-    uri, client, run_id = registry
-    start_canary(client, NAME, "3", PLAN, started_by="deploy run")
-
-    def store_down(*args, **kwargs):
-        raise RuntimeError("artifact store unreachable")
-
-    monkeypatch.setattr(MlflowClient, "log_figure", store_down)
-    with dg.instance_for_test(temp_dir=_storage(tmp_path)) as instance:
-        _tick(instance, uri, metrics.url)
-        metrics.serve("canary", 100, errors=60)
-        metrics.serve("champion", 100)
-        rolled_back = _tick(instance, uri, metrics.url)
-    assert rolled_back["action"].value == "rollback"
-    assert "artifact store unreachable" in rolled_back["timeline_error"].value
-    _decoded(_inline_png(rolled_back["timeline"].value))  # the UI still has the picture
-    assert load_state(client, NAME).status == "rolled_back"
+    decoded_png(png_bytes(chart))
 
 
 # --- evaluation and drift report, through a real retrain ----------------------------------------
@@ -366,7 +155,7 @@ def test_evaluation_shows_the_roc_with_its_ci_and_the_slices_and_drift_logs_its_
     ]
     record = instance.get_latest_materialization_event(dg.AssetKey("evaluation"))
     metadata = record.asset_materialization.metadata
-    _decoded(_inline_png(metadata["decision"].value))
+    decoded_png(inline_png(metadata["decision"].value))
     slices = metadata["slices"].value.splitlines()
     assert slices[0].startswith("| slice | rows | pos/neg | AUC [95% CI] |")
     assert slices[1].startswith("| --- |") and slices[2].startswith("| ")
@@ -383,7 +172,7 @@ def test_evaluation_shows_the_roc_with_its_ci_and_the_slices_and_drift_logs_its_
         },
     )
     (report,) = psi_drift_sensor(context).asset_events
-    _decoded(_inline_png(report.metadata["chart"].value))
+    decoded_png(inline_png(report.metadata["chart"].value))
     run_id = result.asset_value("challenger_model").run_id
     assert report.metadata["chart_artifact"].value == f"runs:/{run_id}/drift/2026-03-05/psi.png"
     client = MlflowClient(platform.tracking_uri, platform.tracking_uri)
