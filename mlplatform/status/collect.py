@@ -172,17 +172,11 @@ def failed_gates(instance: dg.DagsterInstance, asset_graph) -> list[GateRow]:
 
 def awaiting_approval(instance: dg.DagsterInstance, client: MlflowClient, name: str) -> str | None:
     """The version the latest deploy step left waiting, while nobody has decided on it."""
+    from mlplatform.defs.deployment.sensors import awaiting_approval_version
     from mlplatform.deployment.approvals import approval_for
 
-    record = instance.get_latest_materialization_event(dg.AssetKey("deployed_model"))
-    if record is None:
-        return None
-    metadata = record.asset_materialization.metadata
-    status = metadata.get("status")
-    if status is None or status.value != "awaiting_approval":
-        return None
-    version = str(metadata["candidate_version"].value)
-    return version if approval_for(client, name, version) is None else None
+    version = awaiting_approval_version(instance)
+    return version if version is not None and approval_for(client, name, version) is None else None
 
 
 def collect(

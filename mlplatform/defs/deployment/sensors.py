@@ -13,7 +13,7 @@ MAX_TIMELINE_TICKS = 1_000
 CLOCK_SKEW_SECONDS = 300.0
 
 
-def _awaiting(instance: dg.DagsterInstance) -> str | None:
+def awaiting_approval_version(instance: dg.DagsterInstance) -> str | None:
     """The version the latest deploy step left waiting for approval, if it did."""
     record = instance.get_latest_materialization_event(dg.AssetKey("deployed_model"))
     if record is None:
@@ -38,7 +38,7 @@ def approval_sensor(
     """Re-runs deployed_model once per decision on the version it is waiting for."""
     from mlplatform.deployment.approvals import approval_for
 
-    version = _awaiting(context.instance)
+    version = awaiting_approval_version(context.instance)
     if version is None:
         return dg.SkipReason("no deploy is waiting for approval")
     name = mlflow_tracking.model_name(dataset.spec().name)
