@@ -54,10 +54,21 @@ test: install ## the full test suite (unit, asset, end-to-end), then the load te
 test-fast: install ## everything but the end-to-end tests
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not e2e"
 
-bench: install ## every benchmark, each against its baseline side by side; fails if a goal is missed
-	@status=0; for name in data_validation delong psi serving; do \
+# Evidently is a comparison baseline of benchmarks/psi.py only: the bench extra adds packages
+# and changes no pinned version.
+$(BIN)/.installed-bench: $(BIN)/.installed
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,bench]'
+	@touch $@
+
+# Each benchmark writes benchmarks/results/<name>.json; the report turns them into RESULTS.md.
+BENCHMARKS := data_validation delong psi serving orchestration
+
+bench: install $(BIN)/.installed-bench ## every benchmark against its baseline, then benchmarks/RESULTS.md; fails if a goal is missed
+	@rm -f benchmarks/results/*.json; status=0; for name in $(BENCHMARKS); do \
 		echo "== benchmarks/$$name.py"; $(BIN)/python benchmarks/$$name.py || status=1; \
-	done; exit $$status
+	done; \
+	echo "== benchmarks/results_report.py"; $(BIN)/python benchmarks/results_report.py || status=1; \
+	exit $$status
 
 dev: install ## Dagster UI + daemon (schedules, sensors) on http://127.0.0.1:3000
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000

@@ -27,7 +27,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
-from report import machine_line, verdict
+from report import Figure, Recorder, ratio_figure
 
 from mlplatform.datasets.expectations import Rule, suite_rules
 from mlplatform.datasets.spec import parse_spec
@@ -219,12 +219,11 @@ def main() -> int:
     import_seconds = time.perf_counter() - started
     spec = wide_spec()
     rules = suite_rules(spec)
-    print(
-        machine_line(
-            pandas=pd.__version__,
-            numpy=np.__version__,
-            great_expectations=great_expectations.__version__,
-        )
+    recorder = Recorder.start(
+        "data_validation",
+        pandas=pd.__version__,
+        numpy=np.__version__,
+        great_expectations=great_expectations.__version__,
     )
     print(f"great_expectations import: {import_seconds:.2f} s (paid once per process)")
     header = ("scenario", "rows x columns", "rules", "failing", "gx ms", "pandas ms", "ratio")
@@ -249,13 +248,33 @@ def main() -> int:
                 f"{ratio:.2f}x",
             )
         )
-        problems += [f"{scenario}: {d}" for d in disagreements(outcome, baseline)]
+        disagreeing = disagreements(outcome, baseline)
+        problems += [f"{scenario}: {d}" for d in disagreeing]
+        recorder.add(
+            ratio_figure(
+                f"GX suite, {scenario} ({failing} of {len(rules)} rules fail)",
+                gx_seconds * 1000,
+                pandas_seconds * 1000,
+                "pandas",
+                unit="ms",
+                at_most=MAX_RATIO,
+                note=f"{len(typed):,} rows x {typed.shape[1]} columns; median of {args.repeats}",
+            ),
+            Figure(
+                f"rules where GX and pandas disagree, {scenario}",
+                len(disagreeing),
+                goal="0",
+                met=not disagreeing,
+                note="pass/fail, unexpected counts, sample rows and values",
+                plot=False,
+            ),
+        )
         if ratio > MAX_RATIO:
             problems.append(f"{scenario}: GX costs {ratio:.2f}x pandas, over {MAX_RATIO:g}x")
     widths = [max(len(row[i]) for row in [header, *table]) for i in range(len(header))]
     for row in [header, *table]:
         print("  ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=True)))
-    return verdict(problems, ok=f"ok (every ratio <= {MAX_RATIO:g}x)")
+    return recorder.finish(problems, ok=f"ok (every ratio <= {MAX_RATIO:g}x)")
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from collections.abc import Callable
 
 import numpy as np
 import sklearn
-from report import machine_line, verdict
+from report import Figure, Recorder, ratio_figure
 from scipy import stats
 from sklearn.metrics import roc_auc_score
 
@@ -83,7 +83,9 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
 
-    print(machine_line(simd=simd(), numpy=np.__version__, **{"scikit-learn": sklearn.__version__}))
+    recorder = Recorder.start(
+        "delong", simd=simd(), numpy=np.__version__, **{"scikit-learn": sklearn.__version__}
+    )
     y, a, b = holdout(args.rows, args.seed)
     distinct = len(np.unique(a))
     print(f"holdout: {args.rows} rows, {int(y.sum())} positives, {distinct} distinct scores")
@@ -123,14 +125,42 @@ def main() -> int:
     print(f"bootstrap / DeLong: {bootstrap / delong:.0f}x")
     print(f"max |AUC(DeLong) - roc_auc_score|: {auc_error:.2e} (delta: {delta_error:.2e})")
 
+    auc_gap = max(auc_error, delta_error)
+    recorder.add(
+        ratio_figure(
+            "paired DeLong CI (2 AUCs, covariance, CI)",
+            delong,
+            one_roc,
+            "1 roc_auc_score call",
+            at_most=MAX_DELONG_RATIO,
+            note=f"{args.rows:,} rows with ties; best of {args.repeats}",
+        ),
+        ratio_figure(
+            f"paired bootstrap, {BOOTSTRAP_RESAMPLES:,} resamples",
+            bootstrap,
+            delong,
+            "paired DeLong CI",
+            at_least=MIN_BOOTSTRAP_RATIO,
+            note=f"extrapolated from {args.resamples} resamples",
+        ),
+        Figure(
+            "max |AUC (DeLong) - roc_auc_score|",
+            auc_gap,
+            goal=f"<= {AUC_TOLERANCE:g}",
+            limit=AUC_TOLERANCE,
+            met=auc_gap <= AUC_TOLERANCE,
+            note="both AUCs and their difference",
+            plot=False,
+        ),
+    )
     problems = []
     if delong > MAX_DELONG_RATIO * one_roc:
         problems.append(f"paired DeLong costs {delong / one_roc:.2f}x > {MAX_DELONG_RATIO:g}x")
     if bootstrap < MIN_BOOTSTRAP_RATIO * delong:
         problems.append(f"bootstrap is only {bootstrap / delong:.0f}x slower than DeLong")
-    if max(auc_error, delta_error) > AUC_TOLERANCE:
-        problems.append(f"AUC differs from roc_auc_score by {max(auc_error, delta_error):.2e}")
-    return verdict(problems)
+    if auc_gap > AUC_TOLERANCE:
+        problems.append(f"AUC differs from roc_auc_score by {auc_gap:.2e}")
+    return recorder.finish(problems)
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
-from report import machine_line, verdict
+from report import Figure, Recorder, ratio_figure
 
 import mlplatform.monitoring.reference as reference_module
 from mlplatform.datasets.spec import ColumnSpec
@@ -179,7 +179,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
 
-    print(machine_line(numpy=np.__version__, pandas=pd.__version__))
+    recorder = Recorder.start("psi", numpy=np.__version__, pandas=pd.__version__)
     reference = make_frame(args.rows, args.seed, shift=0.0)
     current = make_frame(args.rows, args.seed + 1, shift=0.1)
     numeric = [c for c in current.columns if not c.startswith("cat_")]
@@ -280,7 +280,32 @@ def main() -> int:
     width = max(len(goal) for goal, _, _ in goals)
     for goal, value, met in goals:
         print(f"goal {goal.ljust(width)}  {value:>9}  {'met' if met else 'MISSED'}")
-    return verdict([f"{goal}: {value}" for goal, value, met in goals if not met])
+    shape = f"{args.rows:,} rows x {len(numeric)} numeric + {len(categorical)} categorical"
+    recorder.add(
+        ratio_figure("feature_psi (cached profile)", ours, floor, "floor pass",
+                     at_most=MAX_FLOOR_RATIO, note=f"{shape}; median of {args.repeats}"),
+        ratio_figure("naive pandas PSI (per tick)", naive, ours, "feature_psi",
+                     at_least=MIN_SPEEDUP, note="reference quantiles, pd.cut + value_counts"),
+        evidently_figure(evident, ours, evident_note),
+        Figure(f"drift tick: read a {args.rows:,}-row day, feature_psi, fires()", tick_seconds, "s",
+               goal=f"< {MAX_TICK_SECONDS:g} s", limit=MAX_TICK_SECONDS,
+               met=tick_seconds < MAX_TICK_SECONDS),
+        ratio_figure("feature_psi, 1 thread", serial, floor, "floor pass",
+                     note="information: workers=1"),
+        Figure("max |PSI (feature_psi) - PSI (naive pandas)|", errors["naive"],
+               goal=f"<= {PSI_TOLERANCE:g}", limit=PSI_TOLERANCE,
+               met=errors["naive"] <= PSI_TOLERANCE, plot=False),
+    )  # fmt: skip
+    return recorder.finish([f"{goal}: {value}" for goal, value, met in goals if not met])
+
+
+def evidently_figure(evident: float | None, ours: float, note: str) -> Figure:
+    """Evidently's PSI against feature_psi, or the skipped goal when it is not installed."""
+    name = "Evidently PSI (legacy stat test)"
+    if evident is None:
+        goal = f">= {MIN_SPEEDUP:g}x feature_psi"
+        return Figure(name, None, "s", ours, "feature_psi", goal=goal, note=note)
+    return ratio_figure(name, evident, ours, "feature_psi", at_least=MIN_SPEEDUP, note=note)
 
 
 if __name__ == "__main__":

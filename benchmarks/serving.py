@@ -56,7 +56,7 @@ from datetime import date
 from pathlib import Path
 
 import httpx
-from report import machine_line, verdict
+from report import Figure, Recorder, format_machine, machine_info, ratio_figure
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 OURS = "mlplatform serve"
@@ -235,6 +235,12 @@ def main() -> int:
     import sklearn
     import uvicorn
 
+    versions = {"mlflow": mlflow.__version__, "fastapi": fastapi.__version__,
+                "uvicorn": uvicorn.__version__, "httpx": httpx.__version__,
+                "scikit-learn": sklearn.__version__}  # fmt: skip
+    # The load before the servers start: their own work would raise it.
+    recorder = Recorder("serving", machine_info(**versions))
+
     with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp:
         root = args.platform_dir or Path(tmp)
         started = time.perf_counter()
@@ -316,9 +322,7 @@ def main() -> int:
         f"ours: canary share {share:.1%} of {sum(arms.values())} throughput requests "
         f"(weight {CANARY_WEIGHT:.0%}, routed by customer id)"
     )
-    print(machine_line(mlflow=mlflow.__version__, fastapi=fastapi.__version__,
-                       uvicorn=uvicorn.__version__, httpx=httpx.__version__,
-                       sklearn=sklearn.__version__))  # fmt: skip
+    print(format_machine(machine_info(**versions)))
 
     problems = []
     if throughput_ratio < MIN_THROUGHPUT_RATIO:
@@ -329,7 +333,30 @@ def main() -> int:
         problems.append(f"p99 latency {p99_ratio:.2f}x MLflow's, goal <= {MAX_P99_RATIO}x")
     if abs(share - CANARY_WEIGHT) > CANARY_SHARE_TOLERANCE:
         problems.append(f"canary share {share:.1%}, expected {CANARY_WEIGHT:.0%}")
-    return verdict(problems)
+    recorder.add(*figures(summary, share, args))
+    return recorder.finish(problems)
+
+
+def figures(summary: dict, share: float, args) -> list[Figure]:
+    """The goals (throughput, p99, canary share) and, for information, p50 and the tuned MLflow."""
+    ours, theirs, tuned = summary[OURS], summary[MLFLOW], summary[MLFLOW_1T]
+    setup = f"1 worker each, canary at {CANARY_WEIGHT:.0%}; median of {args.rounds} rounds"
+    return [
+        ratio_figure(f"{OURS} throughput, {CLIENTS} clients", ours["throughput"],
+                     theirs["throughput"], MLFLOW, unit="req/s", at_least=MIN_THROUGHPUT_RATIO,
+                     note=setup),
+        ratio_figure(f"{OURS} p99 latency, 1 in flight", ours["p99"], theirs["p99"], MLFLOW,
+                     unit="ms", at_most=MAX_P99_RATIO, note=f"{args.requests} sequential requests"),
+        Figure("canary share of requests", share * 100, "%",
+               goal=f"{CANARY_WEIGHT:.0%} +- {CANARY_SHARE_TOLERANCE:.0%}",
+               met=abs(share - CANARY_WEIGHT) <= CANARY_SHARE_TOLERANCE,
+               note="routed by customer id", plot=False),
+        ratio_figure(f"{OURS} p50 latency, 1 in flight", ours["p50"], theirs["p50"], MLFLOW,
+                     unit="ms", note="information"),
+        ratio_figure(f"{OURS} throughput vs MLflow given 1 thread", ours["throughput"],
+                     tuned["throughput"], MLFLOW_1T, unit="req/s",
+                     note="information: OMP_NUM_THREADS=1 set by hand for MLflow"),
+    ]  # fmt: skip
 
 
 if __name__ == "__main__":
