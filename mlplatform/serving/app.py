@@ -188,6 +188,12 @@ def _health(settings: ServingSettings, state: SlotState, environment: dict) -> J
         "canary_weight": state.canary_weight,
         "canary_weight_override": state.canary_weight_override,
         "champion_loaded_at": state.loaded_at,
+        # Per loaded version: scored by its verified fast path (small batches) or the model only.
+        "fast_path": {
+            m.version: m.row_scorer is not None
+            for m in (state.champion, state.previous, state.canary)
+            if m is not None
+        },
         "environment": environment["pipeline"],
         "serving_stack": environment["stack"],
     }
@@ -244,8 +250,10 @@ def create_app(settings: ServingSettings, slots: ModelSlots | None = None) -> Fa
             raw = await _read_body(request, settings.max_bytes)
             prepared = await run_in_threadpool(_prepare, state, raw, content_type, settings)
             if isinstance(prepared, _Routed):
-                model, version = prepared.loaded.model, prepared.loaded.version
-                result = await batcher.score(model, version, prepared.frame)
+                loaded = prepared.loaded
+                result = await batcher.score(
+                    loaded.model, loaded.version, prepared.frame, loaded.row_scorer
+                )
                 outcome = _answer(prepared, result)
             else:
                 outcome = prepared

@@ -9,6 +9,9 @@ dynamic batching in Triton, without their timeout knob).
 
 A batch that fails (an exception or an invalid output) is scored again request by request, so
 one request's bad rows fail only that request, with the same error it would get alone.
+
+A model version with a verified fast path (:mod:`mlplatform.serving.fast_path`) scores batches
+of up to ``FAST_PATH_MAX_ROWS`` rows with it; a batch it refuses goes to the model as before.
 """
 
 from __future__ import annotations
@@ -24,9 +27,14 @@ import numpy as np
 import pandas as pd
 from starlette.concurrency import run_in_threadpool
 
+from mlplatform.serving.fast_path_steps import FastPathUnsupported
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_BATCH_ROWS = 256
+# Measured on the churn pipelines, one thread: the fast path takes ~0.2 ms for 1 row and ~5 ms
+# for 256, the pipeline 15-25 ms for either; they are level near 1,000 rows.
+FAST_PATH_MAX_ROWS = 256
 
 
 @dataclass(frozen=True)
@@ -77,12 +85,30 @@ def score_frame(model: Any, version: str, frame: pd.DataFrame) -> list[float] | 
         return ScoringFailure("invalid_output", f"invalid model output: {exc}")
 
 
-def score_frames(model: Any, version: str, frames: list[pd.DataFrame]) -> list:
+def fast_scores(row_scorer: Callable, version: str, frames: list[pd.DataFrame]) -> list | None:
+    """Each frame's scores from a fast path, or None when it refuses one (the model scores)."""
+    try:
+        return [churn_scores(row_scorer(frame), len(frame)) for frame in frames]
+    except FastPathUnsupported:
+        return None
+    except Exception:  # noqa: BLE001 - a fast-path bug must cost speed, never an answer
+        logger.exception("fast path of model v%s failed; the model scores the batch", version)
+        return None
+
+
+def score_frames(
+    model: Any, version: str, frames: list[pd.DataFrame], row_scorer: Callable | None = None
+) -> list:
     """Scores several requests' frames in one predict call; per frame, scores or a failure.
 
     The frames must have the same columns and dtypes (one signature, the same optional columns
-    present), which makes their concatenation what each would have been alone.
+    present), which makes their concatenation what each would have been alone. With a
+    ``row_scorer`` (the model's verified fast path), small batches are scored by it instead.
     """
+    if row_scorer is not None and sum(map(len, frames)) <= FAST_PATH_MAX_ROWS:
+        scores = fast_scores(row_scorer, version, frames)
+        if scores is not None:
+            return scores
     if len(frames) == 1:
         return [score_frame(model, version, frames[0])]
     combined = pd.concat(frames, ignore_index=True, copy=False)
@@ -118,8 +144,12 @@ class MicroBatcher:
         self._before_predict = before_predict
         self._queues: dict[tuple, _Queue] = {}
 
-    async def score(self, model: Any, version: str, frame: pd.DataFrame):
+    async def score(
+        self, model: Any, version: str, frame: pd.DataFrame, row_scorer: Callable | None = None
+    ):
         """Scores ``frame`` with ``model``, batched with concurrent requests for the same model.
+
+        ``row_scorer`` is the model's verified fast path, if it has one.
 
         Returns:
             The scores (one per row), or a :class:`ScoringFailure`.
@@ -130,11 +160,13 @@ class MicroBatcher:
         if queue is None:
             queue = self._queues[key] = _Queue()
             # The drain task holds the model: the key's id() stays valid while it runs.
-            asyncio.create_task(self._drain(key, model, version, queue))
+            asyncio.create_task(self._drain(key, model, version, queue, row_scorer))
         queue.items.append((frame, future))
         return await future
 
-    async def _drain(self, key: tuple, model: Any, version: str, queue: _Queue) -> None:
+    async def _drain(
+        self, key: tuple, model: Any, version: str, queue: _Queue, row_scorer: Callable | None
+    ) -> None:
         try:
             while queue.items:
                 batch, rows = [], 0
@@ -144,7 +176,9 @@ class MicroBatcher:
                     rows += len(item[0])
                 frames = [frame for frame, _ in batch]
                 try:
-                    results = await run_in_threadpool(self._predict, model, version, frames)
+                    results = await run_in_threadpool(
+                        self._predict, model, version, frames, row_scorer
+                    )
                 except BaseException as exc:  # a bug of ours: every waiter hears it
                     for _, future in batch:
                         if not future.done():
@@ -160,6 +194,8 @@ class MicroBatcher:
             # joined the queue after its last batch.
             self._queues.pop(key, None)
 
-    def _predict(self, model: Any, version: str, frames: list[pd.DataFrame]) -> list:
+    def _predict(
+        self, model: Any, version: str, frames: list[pd.DataFrame], row_scorer: Callable | None
+    ) -> list:
         self._before_predict()
-        return score_frames(model, version, frames)
+        return score_frames(model, version, frames, row_scorer)

@@ -27,6 +27,7 @@ from typing import Any
 
 from mlplatform.ml.registry import CHAMPION, PREVIOUS
 from mlplatform.redaction import redact_text
+from mlplatform.serving.fast_path import row_scorer_for_model
 
 logger = logging.getLogger(__name__)
 
@@ -37,12 +38,13 @@ MAX_RETRY_SECONDS = 60.0
 
 @dataclass(frozen=True)
 class LoadedModel:
-    """One loaded model version."""
+    """One loaded model version; ``row_scorer`` is its verified fast path (None: none)."""
 
     version: str
     model: Any
     signature: Any
     loaded_at: float
+    row_scorer: Any = None
 
 
 @dataclass(frozen=True)
@@ -188,7 +190,9 @@ class ModelSlots:
             return None
         self._failed.pop(version, None)
         metadata = getattr(model, "metadata", None)
-        loaded = LoadedModel(version, model, getattr(metadata, "signature", None), time.time())
+        scorer = row_scorer_for_model(model, f"{self.model_name} v{version}")
+        signature = getattr(metadata, "signature", None)
+        loaded = LoadedModel(version, model, signature, time.time(), scorer)
         self._cache[version] = loaded
         logger.info("loaded %s v%s", self.model_name, version)
         return loaded
