@@ -54,6 +54,8 @@ from pathlib import Path
 from plain_lifecycle import LIFECYCLE
 from report import Figure, Recorder
 
+from mlplatform.paths import embedded_defaults
+
 BIN = Path(sys.executable).parent
 HERE = Path(__file__).resolve().parent
 MAX_RATIO = 1.5
@@ -68,28 +70,18 @@ PLAIN = "plain Python"
 
 
 def platform_env(root: Path) -> dict[str, str]:
-    """The environment of an isolated platform under ``root`` on the default data set."""
+    """The environment of an isolated platform under ``root`` on the default data set: the
+    embedded defaults with every store moved under ``root`` and approval off."""
     return {
         **os.environ,
+        **embedded_defaults(DATASET),
         "DAGSTER_HOME": str(root / "dagster_home"),
         "MLPLATFORM_HOME": str(root / "state"),
-        "MLPLATFORM_DATASET": DATASET,
         "MLPLATFORM_EXECUTOR": "in_process",
-        "MLPLATFORM_DATA_PATH": "",
-        "MLPLATFORM_STORAGE": "",
         "MLPLATFORM_DAGSTER_PG_URL": "",
         "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
         "MLFLOW_ARTIFACT_ROOT": str(root / "artifacts"),
-        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
-        "MLPLATFORM_MLFLOW_RETRIES": "5",
-        "MLPLATFORM_MLFLOW_RETRY_SECONDS": "1.0",
-        "MLPLATFORM_MIN_AUC": "0.80",
-        "MLPLATFORM_MIN_DELTA": "0.005",
-        "MLPLATFORM_APPROVERS": "reviewer",
         "MLPLATFORM_REQUIRE_APPROVAL": "false",
-        "MLPLATFORM_SERVING_URL": "",
-        "MLPLATFORM_CANARY_MIN_REQUESTS": "200",
-        "MLPLATFORM_CANARY_MIN_DWELL_SECONDS": "60",
     }
 
 
