@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from decimal import Decimal
 
 import numpy as np
 import pandas as pd
@@ -145,17 +144,6 @@ def test_values_that_do_not_parse_are_schema_violations_with_rows(spec):
     assert (violation.column, violation.rule, violation.rows) == ("support_tickets", "type", (7, 8))
 
 
-def test_the_tuned_column_mean_still_converts_decimals():
-    frame = pd.DataFrame({"x": [Decimal("1.5"), Decimal("2.5"), Decimal("5.0")]})
-    rule = Rule(
-        DISTRIBUTION,
-        "ExpectColumnMeanToBeBetween",
-        {"column": "x", "min_value": 2.9, "max_value": 3.1},
-    )
-    (outcome,) = gx_suite.run_suite(frame, [rule], "decimals").outcomes
-    assert outcome.success
-
-
 def test_gx_frame_converts_only_the_columns_not_yet_in_their_gx_dtype(spec):
     typed = pd.DataFrame(
         {
@@ -181,81 +169,6 @@ def test_gx_frame_converts_only_the_columns_not_yet_in_their_gx_dtype(spec):
     assert frame["payment_method"].dtype is typed["payment_method"].dtype
     assert frame["customer_id"].dtype == object
     assert frame.index.equals(typed.index)
-
-
-@pytest.fixture
-def fresh_gx_context():
-    """A GX context created inside the test (tuning runs then), and a new one after it."""
-    gx_suite._batch_definition.cache_clear()
-    yield
-    gx_suite._batch_definition.cache_clear()
-
-
-def test_tuning_is_skipped_with_a_warning_on_another_gx_release(monkeypatch, fresh_gx_context):
-    import great_expectations
-    import great_expectations.execution_engine.pandas_execution_engine as engine
-
-    monkeypatch.setattr(great_expectations, "__version__", "1.99.0")
-    monkeypatch.setattr(engine, "HASH_THRESHOLD", 12345)
-    rule = Rule(RANGES, "ExpectColumnValuesToBeBetween", {"column": "x", "min_value": 0})
-    with pytest.warns(RuntimeWarning, match="tuning skipped.*1.99.0") as caught:
-        (outcome,) = gx_suite.run_suite(
-            pd.DataFrame({"x": [1.0, -2.0]}), [rule], "untuned"
-        ).outcomes
-    assert len([w for w in caught if "tuning skipped" in str(w.message)]) == 1
-    assert engine.HASH_THRESHOLD == 12345
-    assert (outcome.success, outcome.unexpected_count, outcome.sample_rows) == (False, 1, (1,))
-
-
-def test_tuning_is_skipped_when_a_patched_name_is_gone(monkeypatch):
-    import great_expectations.execution_engine.pandas_execution_engine as engine
-    import great_expectations.expectations.metrics.column_aggregate_metrics.column_mean as mean
-
-    convert = mean.convert_pandas_series_decimal_to_float_dtype
-    monkeypatch.setattr(mean, "convert_pandas_series_decimal_to_float_dtype", convert.__wrapped__)
-    monkeypatch.delattr(engine, "HASH_THRESHOLD")
-    with pytest.warns(RuntimeWarning, match="HASH_THRESHOLD"):
-        assert gx_suite._tune_great_expectations() is False
-    assert mean.convert_pandas_series_decimal_to_float_dtype is convert.__wrapped__
-
-
-def test_results_are_the_same_with_and_without_the_gx_tuning(monkeypatch):
-    import great_expectations.execution_engine.pandas_execution_engine as engine
-    import great_expectations.expectations.metrics.column_aggregate_metrics.column_mean as mean
-
-    frame = pd.DataFrame(
-        {
-            "id": ["a", "b", "b", None, "c", "d"],
-            "x": [np.nan, 0.5, np.nan, 120.0, 7.25, -1.0],
-            "n": [1.0, 2.0, np.nan, 4.0, 5.0, 6.0],
-            "kind": pd.Categorical(["p", "q", None, "z", "p", "q"]),
-        }
-    )
-    rules = [
-        Rule(UNIQUE_IDS, "ExpectColumnValuesToBeUnique", {"column": "id"}),
-        Rule(COMPLETENESS, "ExpectColumnValuesToNotBeNull", {"column": "x", "mostly": 0.9}),
-        Rule(RANGES, "ExpectColumnValuesToBeBetween", {"column": "x", "min_value": 0}),
-        Rule(
-            CATEGORIES, "ExpectColumnValuesToBeInSet", {"column": "kind", "value_set": ["p", "q"]}
-        ),
-        Rule(DISTRIBUTION, "ExpectColumnMeanToBeBetween", {"column": "n", "min_value": 3.5}),
-        Rule(DISTRIBUTION, "ExpectColumnMeanToBeBetween", {"column": "x", "max_value": 50}),
-    ]
-    tuned = gx_suite.run_suite(frame, rules, "tuned")
-    # GX 1.24 as shipped: the frame is fingerprinted and every mean scans for decimals.
-    monkeypatch.setattr(engine, "HASH_THRESHOLD", float("inf"))
-    convert = mean.convert_pandas_series_decimal_to_float_dtype
-    monkeypatch.setattr(mean, "convert_pandas_series_decimal_to_float_dtype", convert.__wrapped__)
-    untuned = gx_suite.run_suite(frame, rules, "untuned")
-    assert "pandas_data_fingerprint" in untuned.gx_result.meta["batch_markers"]
-    assert "pandas_data_fingerprint" not in tuned.gx_result.meta["batch_markers"]
-    assert untuned.outcomes == tuned.outcomes
-    by_rule = {o.rule.expectation + (o.rule.column or ""): o for o in tuned.outcomes}
-    assert by_rule["ExpectColumnValuesToBeUniqueid"].sample_rows == (1, 2)
-    assert by_rule["ExpectColumnValuesToBeBetweenx"].sample_rows == (5,)
-    assert by_rule["ExpectColumnValuesToBeBetweenx"].sample_values == (-1,)
-    assert by_rule["ExpectColumnValuesToBeInSetkind"].sample_rows == (3,)
-    assert [o.success for o in tuned.outcomes] == [False, False, False, False, True, True]
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
