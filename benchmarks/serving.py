@@ -82,7 +82,7 @@ def build_platform(root: Path) -> tuple[dict[str, str], str, list[dict]]:
     from mlplatform.datasets.spec import load_spec
     from mlplatform.datasets.synthetic import generate_batch
     from mlplatform.demo_release import request_rows
-    from mlplatform.deployment.canary import CanaryPlan
+    from mlplatform.deployment.canary_plan import CanaryPlan
     from mlplatform.deployment.canary_state import start_canary
     from mlplatform.ml.registry import CHAMPION, version_for_alias
 

@@ -151,7 +151,7 @@ def register_broken_release(client, name: str, column: str, value: str) -> str:
 
 def demo_plan():
     """The demo's short canary steps, as a plan."""
-    from mlplatform.deployment.canary import CanaryPlan
+    from mlplatform.deployment.canary_plan import CanaryPlan
 
     return CanaryPlan(
         min_requests=int(DEMO_CANARY["MLPLATFORM_CANARY_MIN_REQUESTS"]),

@@ -8,7 +8,8 @@ import re
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from mlplatform.deployment.canary import CanaryPlan, CanaryState, decide, initial_state
+from mlplatform.deployment.canary import CanaryState, decide, initial_state
+from mlplatform.deployment.canary_plan import CanaryPlan
 from mlplatform.deployment.metrics import (
     ArmCounts,
     accumulate,

@@ -21,7 +21,7 @@ import pytest
 
 from mlplatform.datasets.synthetic import generate_batch
 from mlplatform.defs.deployment.sensors import canary_sensor
-from mlplatform.deployment.canary import CanaryPlan
+from mlplatform.deployment.canary_plan import CanaryPlan
 from mlplatform.deployment.canary_state import OUTCOME_TAG, REASON_TAG, load_state, start_canary
 from mlplatform.ml.integrity import record_artifact_digest
 from mlplatform_tests.conftest import aliases, retrain

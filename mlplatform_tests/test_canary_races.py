@@ -10,7 +10,8 @@ import pytest
 from mlflow import MlflowClient
 
 from mlplatform.deployment.approvals import GATE_TAG_PREFIX
-from mlplatform.deployment.canary import CanaryPlan, decide
+from mlplatform.deployment.canary import decide
+from mlplatform.deployment.canary_plan import CanaryPlan
 from mlplatform.deployment.canary_state import (
     CANARY,
     DEPLOY_LEASE,

@@ -18,7 +18,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 from mlplatform.defs.deployment.resources import DeploymentPolicy
 from mlplatform.defs.deployment.sensors import _tick_canary
-from mlplatform.deployment.canary import CanaryPlan, Decision, decide, event
+from mlplatform.deployment.canary import Decision, decide, event
+from mlplatform.deployment.canary_plan import CanaryPlan
 from mlplatform.deployment.canary_state import (
     CANARY,
     OUTCOME_TAG,

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from mlplatform.deployment.canary import CanaryPlan
+from mlplatform.deployment.canary_plan import CanaryPlan
 from mlplatform.deployment.sequential import (
     LOG_LR_FLOOR,
     ceiling_log_lr,

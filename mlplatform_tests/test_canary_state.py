@@ -13,7 +13,8 @@ from mlflow.tracking._model_registry import utils as registry_utils
 from mlflow.tracking._tracking_service import utils as tracking_utils
 from sklearn.linear_model import LogisticRegression
 
-from mlplatform.deployment.canary import CanaryPlan, decide
+from mlplatform.deployment.canary import decide
+from mlplatform.deployment.canary_plan import CanaryPlan
 from mlplatform.deployment.canary_state import (
     CANARY,
     EVIDENCE_TAG,

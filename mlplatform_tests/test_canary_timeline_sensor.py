@@ -19,7 +19,7 @@ from mlplatform.defs.data.resources import DatasetResource
 from mlplatform.defs.deployment.resources import DeploymentPolicy
 from mlplatform.defs.deployment.sensors import TIMELINE_ARTIFACT, canary_sensor
 from mlplatform.defs.training.resources import MLflowResource
-from mlplatform.deployment.canary import CanaryPlan
+from mlplatform.deployment.canary_plan import CanaryPlan
 from mlplatform.deployment.canary_state import load_state, start_canary
 from mlplatform.ml.registry import CHAMPION, promote_to_champion, version_for_alias
 from mlplatform_tests.tiny_registry import build_template, copy_registry

@@ -33,7 +33,8 @@ from mlplatform.defs.deployment.assets import PROMOTED, deployed_model
 from mlplatform.defs.deployment.resources import DeploymentPolicy
 from mlplatform.defs.deployment.sensors import canary_sensor
 from mlplatform.defs.training.resources import MLflowResource
-from mlplatform.deployment.canary import CanaryPlan, decide
+from mlplatform.deployment.canary import decide
+from mlplatform.deployment.canary_plan import CanaryPlan
 from mlplatform.deployment.canary_state import (
     CANARY,
     OUTCOME_TAG,

@@ -32,7 +32,8 @@ from mlplatform.deployment.approvals import (
     REQUIRED_GATES,
     TRIGGERED_BY_TAG,
 )
-from mlplatform.deployment.canary import CanaryPlan, Decision, event
+from mlplatform.deployment.canary import Decision, event
+from mlplatform.deployment.canary_plan import CanaryPlan
 from mlplatform.deployment.canary_state import STATE_TAG, apply, load_state, start_canary
 from mlplatform.ml.registry import CHAMPION, promote_to_champion, version_for_alias
 from mlplatform_tests.conftest import retrain

@@ -38,7 +38,7 @@ from mlflow.tracking._tracking_service import utils as tracking_utils
 from mlplatform.datasets.spec import load_spec
 from mlplatform.datasets.synthetic import generate_batch
 from mlplatform.demo_release import running_server
-from mlplatform.deployment.canary import CanaryPlan
+from mlplatform.deployment.canary_plan import CanaryPlan
 from mlplatform.deployment.canary_state import start_canary
 from mlplatform.load_command import DISTINCT_IDS, single_row_bodies, synthetic_rows
 from mlplatform.loadtest import LoadProgress, LoadReport, run_load

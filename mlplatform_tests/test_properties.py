@@ -24,13 +24,12 @@ from scipy.stats import rankdata
 from mlplatform.ml.metrics import auc_with_ci, paired_auc_difference
 from mlplatform.monitoring.drift import feature_psi, psi
 from mlplatform.monitoring.reference import build_profile
+from mlplatform.serving.frame import parse_payload, to_frame
 from mlplatform.serving.payload import (
     FORMATS,
     PayloadError,
     parse_body,
-    parse_payload,
     read_table,
-    to_frame,
 )
 
 pytestmark = pytest.mark.bad_input

@@ -31,7 +31,7 @@ from mlplatform.serving.fast_path import (
     row_scorer_for_model,
 )
 from mlplatform.serving.fast_path_checks import DATE_PROBES
-from mlplatform.serving.payload import parse_payload
+from mlplatform.serving.frame import parse_payload
 from mlplatform.serving.slots import ModelSlots
 
 ESTIMATORS = ("gradient_boosting", "logistic_regression")

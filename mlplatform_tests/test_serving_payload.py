@@ -12,12 +12,11 @@ from hypothesis import strategies as st
 from mlflow.models import ModelSignature
 from mlflow.types.schema import ColSpec, Schema
 
+from mlplatform.serving.frame import parse_payload, to_frame
 from mlplatform.serving.payload import (
     PayloadError,
     parse_body,
-    parse_payload,
     read_table,
-    to_frame,
 )
 
 SIGNATURE = ModelSignature(

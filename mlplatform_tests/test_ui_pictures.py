@@ -14,7 +14,8 @@ from pictures import decoded_png, inline_png
 
 from mlplatform.defs.monitoring.resources import DriftPolicy
 from mlplatform.defs.monitoring.sensors import psi_drift_sensor
-from mlplatform.deployment.canary import CanaryPlan, decide, initial_state
+from mlplatform.deployment.canary import decide, initial_state
+from mlplatform.deployment.canary_plan import CanaryPlan
 from mlplatform.deployment.metrics import ArmCounts
 from mlplatform.deployment.timeline_plot import CanaryTick, canary_timeline_figure
 from mlplatform.ml.metrics import AucEstimate

@@ -29,12 +29,12 @@ from mlplatform.deployment.canary import (
     PROMOTED,
     ROLLED_BACK,
     RUNNING,
-    CanaryPlan,
     CanaryState,
     Decision,
     event,
     initial_state,
 )
+from mlplatform.deployment.canary_plan import CanaryPlan
 from mlplatform.deployment.locks import ConflictError, held
 from mlplatform.ml.registry import CHAMPION, promote_to_champion, version_for_alias
 

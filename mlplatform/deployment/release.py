@@ -27,7 +27,7 @@ from mlplatform.deployment.locks import ConflictError, held
 from mlplatform.ml.registry import CHALLENGER, CHAMPION, promote_to_champion, version_for_alias
 
 if TYPE_CHECKING:
-    from mlplatform.deployment.canary import CanaryPlan
+    from mlplatform.deployment.canary_plan import CanaryPlan
     from mlplatform.ml.evaluation import Evaluation
 
 KEPT, AWAITING, REJECTED, CANARY, PROMOTED = (

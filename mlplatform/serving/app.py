@@ -24,6 +24,7 @@ from mlplatform.redaction import redact_url
 from mlplatform.serving.admin import admin_router
 from mlplatform.serving.batching import DEFAULT_MAX_BATCH_ROWS, MicroBatcher, ScoringFailure
 from mlplatform.serving.environment import serving_environment, serving_stack
+from mlplatform.serving.frame import to_frame
 from mlplatform.serving.metrics import ServingMetrics
 from mlplatform.serving.payload import (
     MAX_BYTES,
@@ -32,7 +33,6 @@ from mlplatform.serving.payload import (
     check_content_type,
     parse_body,
     read_table,
-    to_frame,
 )
 from mlplatform.serving.routing import CANARY, CHAMPION, arm_for
 from mlplatform.serving.slots import LoadedModel, ModelSlots, SlotState

@@ -38,7 +38,8 @@ from mlplatform.serving.fast_path_checks import (
 )
 from mlplatform.serving.fast_path_models import TreeEnsemble, compile_model
 from mlplatform.serving.fast_path_steps import FastPathUnsupported, compile_block, compile_features
-from mlplatform.serving.payload import Table, to_frame
+from mlplatform.serving.frame import to_frame
+from mlplatform.serving.payload import Table
 
 __all__ = ["FastPathUnsupported", "RowScorer", "compile_row_scorer", "row_scorer_for_model"]
 
@@ -206,7 +207,7 @@ def row_scorer_for_model(model, label: str = "model") -> RowScorer | None:
     """The verified fast path of a loaded MLflow pyfunc model of a churn pipeline, or None.
 
     Verified against the pyfunc's own ``predict`` (schema enforcement included) on its stored
-    input example, turned into the frame the server builds (:func:`payload.to_frame`), and the
+    input example, turned into the frame the server builds (:func:`frame.to_frame`), and the
     rows derived from it. Any other kind of model gets None without a word.
     """
     try:

@@ -74,7 +74,7 @@ def version_rows(client: MlflowClient, name: str) -> list[VersionRow]:
 
 def canary_row(client: MlflowClient, name: str) -> CanaryRow | None:
     """The latest canary of the model (running or finished), or None if it never had one."""
-    from mlplatform.deployment.canary import CanaryPlan
+    from mlplatform.deployment.canary_plan import CanaryPlan
     from mlplatform.deployment.canary_state import load_state
 
     try:

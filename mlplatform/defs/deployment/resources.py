@@ -40,7 +40,7 @@ class DeploymentPolicy(dg.ConfigurableResource):
 
     def canary_plan(self):
         """The release plan, from settings that may come from environment variables."""
-        from mlplatform.deployment.canary import CanaryPlan
+        from mlplatform.deployment.canary_plan import CanaryPlan
 
         try:
             requests, dwell = int(self.canary_min_requests), float(self.canary_min_dwell_seconds)

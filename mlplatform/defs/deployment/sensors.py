@@ -61,7 +61,8 @@ def _tick_canary(client, name: str, serving_url: str):
 
     import httpx
 
-    from mlplatform.deployment.canary import CanaryPlan, decide
+    from mlplatform.deployment.canary import decide
+    from mlplatform.deployment.canary_plan import CanaryPlan
     from mlplatform.deployment.canary_state import apply, load_state
     from mlplatform.deployment.metrics import parse_metrics
 
@@ -104,7 +105,7 @@ def _earlier_ticks(instance: dg.DagsterInstance, state) -> list:
 
 def _timeline(state, ticks: list):
     """The canary's timeline figure and its metadata value (a PNG inline in markdown)."""
-    from mlplatform.deployment.canary import CanaryPlan
+    from mlplatform.deployment.canary_plan import CanaryPlan
     from mlplatform.deployment.timeline_plot import canary_timeline_figure
     from mlplatform.ml.plots import markdown_image, png_bytes
 
