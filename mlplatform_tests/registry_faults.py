@@ -39,6 +39,17 @@ def restored_mlflow_globals():
                 os.environ[key] = value
 
 
+@contextmanager
+def mlflow_pointed_at(uri: str):
+    """MLflow's process-global URIs, and the variables they export, at ``uri`` until exit."""
+    with restored_mlflow_globals(), pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", uri)
+        patch.setenv("MLFLOW_REGISTRY_URI", uri)
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
+        yield
+
+
 def build_registry(root: Path, model_name: str, versions: int) -> tuple[Path, str]:
     """A SQLite registry under ``root`` with ``versions`` versions of a tiny model.
 
@@ -46,11 +57,7 @@ def build_registry(root: Path, model_name: str, versions: int) -> tuple[Path, st
         The database file and the id of the experiment the versions were logged in.
     """
     uri = f"sqlite:///{root}/mlflow.db"
-    with restored_mlflow_globals(), pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLFLOW_TRACKING_URI", uri)
-        patch.setenv("MLFLOW_REGISTRY_URI", uri)
-        mlflow.set_tracking_uri(uri)
-        mlflow.set_registry_uri(uri)
+    with mlflow_pointed_at(uri):
         experiment = mlflow.create_experiment(model_name, (root / "artifacts").as_uri())
         x, y = np.array([[0.0], [1.0], [2.0], [3.0]]), np.array([0, 0, 1, 1])
         for _ in range(versions):

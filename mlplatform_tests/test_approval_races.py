@@ -13,21 +13,15 @@ import sys
 import threading
 from pathlib import Path
 
-import mlflow
-import numpy as np
 import pytest
 from mlflow import MlflowClient
-from mlflow.tracking._model_registry import utils as registry_utils
-from mlflow.tracking._tracking_service import utils as tracking_utils
-from sklearn.linear_model import LogisticRegression
+from tiny_registry import build_template
 
 from mlplatform.deployment.approvals import (
     GATE_TAG_PREFIX,
     HISTORY_TAG,
     RECORD_TAG,
-    REQUIRED_GATES,
     STATUS_TAG,
-    TRIGGERED_BY_TAG,
     ApprovalConflict,
     approval_for,
     record_decision,
@@ -42,32 +36,7 @@ BIN = Path(sys.executable).parent
 @pytest.fixture(scope="module")
 def template_db(tmp_path_factory) -> Path:
     """A registry with v1 of a tiny model that passed every gate, trained by carol."""
-    root = tmp_path_factory.mktemp("registry")
-    uri = f"sqlite:///{root}/mlflow.db"
-    previous_uri, previous_registry = tracking_utils._tracking_uri, registry_utils._registry_uri
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLFLOW_TRACKING_URI", uri)
-        patch.setenv("MLFLOW_REGISTRY_URI", uri)
-        mlflow.set_tracking_uri(uri)
-        mlflow.set_registry_uri(uri)
-        try:
-            experiment = mlflow.create_experiment("approvals", (root / "artifacts").as_uri())
-            with mlflow.start_run(experiment_id=experiment):
-                mlflow.sklearn.log_model(
-                    LogisticRegression().fit(np.array([[0.0], [1.0]]), [0, 1]),
-                    name="model",
-                    registered_model_name=NAME,
-                    pip_requirements=["scikit-learn"],  # no requirement inference: fast
-                )
-        finally:
-            mlflow.set_tracking_uri(previous_uri)
-            registry_utils._registry_uri = previous_registry
-    client = MlflowClient(uri, uri)
-    client.set_model_version_tag(NAME, "1", "decision", "PROMOTE")
-    client.set_model_version_tag(NAME, "1", TRIGGERED_BY_TAG, "carol")
-    for gate in REQUIRED_GATES:
-        client.set_model_version_tag(NAME, "1", GATE_TAG_PREFIX + gate, "passed")
-    return root / "mlflow.db"
+    return build_template(tmp_path_factory.mktemp("registry"), NAME, 1)
 
 
 @pytest.fixture

@@ -15,8 +15,7 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 from mlflow import MlflowClient
-from mlflow.tracking._model_registry import utils as registry_utils
-from mlflow.tracking._tracking_service import utils as tracking_utils
+from registry_faults import mlflow_pointed_at
 from sklearn.linear_model import LogisticRegression
 
 from mlplatform.deployment.smoke import smoke_test
@@ -116,24 +115,15 @@ def registered(tmp_path_factory):
     """A sqlite registry with v1 and v2 registered by log_and_register; a pristine artefact copy."""
     root = tmp_path_factory.mktemp("integrity")
     uri = f"sqlite:///{root / 'mlflow.db'}"
-    previous_uri, previous_registry = tracking_utils._tracking_uri, registry_utils._registry_uri
-    with pytest.MonkeyPatch.context() as patch:
-        # load_pyfunc reads the process-global URIs, as in the serving process; put back below.
-        patch.setenv("MLFLOW_TRACKING_URI", uri)
-        patch.setenv("MLFLOW_REGISTRY_URI", uri)
-        mlflow.set_tracking_uri(uri)
-        mlflow.set_registry_uri(uri)
-        try:
-            experiment = mlflow.create_experiment("integrity", (root / "artifacts").as_uri())
-            for labels in ([0, 0, 1, 1], [1, 1, 0, 0]):
-                model = LogisticRegression().fit(ROWS, labels)
-                with mlflow.start_run(experiment_id=experiment):
-                    log_and_register(model, ROWS, model.predict_proba(ROWS), NAME)
-            shutil.copytree(root / "artifacts", root / "pristine")
-            yield root, MlflowClient(tracking_uri=uri, registry_uri=uri)
-        finally:
-            mlflow.set_tracking_uri(previous_uri)
-            registry_utils._registry_uri = previous_registry
+    # load_pyfunc reads the process-global URIs, as in the serving process.
+    with mlflow_pointed_at(uri):
+        experiment = mlflow.create_experiment("integrity", (root / "artifacts").as_uri())
+        for labels in ([0, 0, 1, 1], [1, 1, 0, 0]):
+            model = LogisticRegression().fit(ROWS, labels)
+            with mlflow.start_run(experiment_id=experiment):
+                log_and_register(model, ROWS, model.predict_proba(ROWS), NAME)
+        shutil.copytree(root / "artifacts", root / "pristine")
+        yield root, MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
 @pytest.fixture

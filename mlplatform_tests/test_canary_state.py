@@ -5,13 +5,9 @@ from __future__ import annotations
 import json
 import shutil
 
-import mlflow
-import numpy as np
 import pytest
 from mlflow import MlflowClient
-from mlflow.tracking._model_registry import utils as registry_utils
-from mlflow.tracking._tracking_service import utils as tracking_utils
-from sklearn.linear_model import LogisticRegression
+from registry_faults import build_registry
 
 from mlplatform.deployment.canary import decide
 from mlplatform.deployment.canary_plan import CanaryPlan
@@ -38,34 +34,8 @@ PLAN = CanaryPlan(min_requests=100, min_dwell_seconds=60)
 @pytest.fixture(scope="module")
 def template_db(tmp_path_factory):
     """A registry with versions 1, 2 and 3 of a tiny model, built once per module."""
-    root = tmp_path_factory.mktemp("registry")
-    uri = f"sqlite:///{root}/mlflow.db"
-    # set_tracking_uri is process-global (and exports MLFLOW_TRACKING_URI): put both back so
-    # other modules' tests see the URI they had.
-    previous_uri = tracking_utils._tracking_uri
-    previous_registry = registry_utils._registry_uri
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLFLOW_TRACKING_URI", uri)
-        # The registry URI too: an earlier test's in-process run may have set it globally.
-        patch.setenv("MLFLOW_REGISTRY_URI", uri)
-        mlflow.set_tracking_uri(uri)
-        mlflow.set_registry_uri(uri)
-        try:
-            # No set_experiment either: it too is global state that would outlive this registry.
-            experiment = mlflow.create_experiment("canary", (root / "artifacts").as_uri())
-            x, y = np.array([[0.0], [1.0], [2.0], [3.0]]), np.array([0, 0, 1, 1])
-            for _ in range(3):
-                with mlflow.start_run(experiment_id=experiment):
-                    mlflow.sklearn.log_model(
-                        LogisticRegression().fit(x, y),
-                        name="model",
-                        registered_model_name=NAME,
-                        pip_requirements=["scikit-learn"],  # no requirement inference: fast
-                    )
-        finally:
-            mlflow.set_tracking_uri(previous_uri)
-            registry_utils._registry_uri = previous_registry
-    return root / "mlflow.db"
+    database, _ = build_registry(tmp_path_factory.mktemp("registry"), NAME, 3)
+    return database
 
 
 @pytest.fixture

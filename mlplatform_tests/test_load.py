@@ -29,11 +29,9 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 
 import httpx
-import mlflow
 import pytest
 from conftest import REPO_ROOT
-from mlflow.tracking._model_registry import utils as registry_utils
-from mlflow.tracking._tracking_service import utils as tracking_utils
+from registry_faults import restored_mlflow_globals
 
 from mlplatform.datasets.spec import load_spec
 from mlplatform.datasets.synthetic import generate_batch
@@ -73,14 +71,13 @@ def registry(platform, monkeypatch):
     monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     # MLflowResource.client() sets MLflow's global URIs and their env vars: undone at teardown.
     monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
-    tracking_uri, registry_uri = tracking_utils._tracking_uri, registry_utils._registry_uri
     spec = load_spec(platform.env["MLPLATFORM_DATASET"])
     train = generate_batch(date(2026, 3, 1), 2000, seed=1)
     pipeline = train_pipeline(train, spec, TrainingParams())
     example = model_input(train, spec).head(5)
     tracking = platform.resources()["mlflow_tracking"]
     name = tracking.model_name(spec.name)
-    try:
+    with restored_mlflow_globals():
         for version in ("1", "2", "3"):
             with tracking.start_run(run_name=f"load-test-v{version}"):
                 scores = churn_scores(pipeline, example)
@@ -90,9 +87,6 @@ def registry(platform, monkeypatch):
         promote_to_champion(client, name, OLD_CHAMPION)
         start_canary(client, name, CANARY_VERSION)
         yield client, name, spec
-    finally:
-        mlflow.set_tracking_uri(tracking_uri)
-        registry_utils._registry_uri = registry_uri
 
 
 class AliasFlip:
