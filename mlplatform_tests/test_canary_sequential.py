@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
@@ -128,6 +128,10 @@ counts = st.one_of(st.integers(-10, 10**9), st.floats(-1e3, 1e12, allow_nan=Fals
 
 @settings(max_examples=300, deadline=None)
 @given(counts, counts, counts, counts, st.floats(1.01, 100))
+# Found by hypothesis: a subnormal error count overflowed scipy's beta ppf (n=5) or gave a
+# bound above the rate (n=1).
+@example(x_c=5e-324, n_c=5, x_b=0, n_b=0, ratio=2.0)
+@example(x_c=5e-324, n_c=1, x_b=0, n_b=0, ratio=2.0)
 def test_any_counts_give_finite_evidence_in_range(x_c, n_c, x_b, n_b, ratio):
     log_lr = conditional_log_lr(x_c, n_c, x_b, n_b, ratio)
     assert math.isfinite(log_lr)
@@ -149,3 +153,6 @@ def test_more_canary_errors_is_more_evidence(x_c, n_c, x_b, n_b):
 def test_clopper_pearson_is_zero_without_errors():
     assert clopper_pearson_lower(0, 1000) == 0.0
     assert clopper_pearson_lower(10, 100, 0.99) < 0.1
+    # Exact values (scipy's Beta quantile) and the tiny-count limit, where the bound is ~0.
+    assert clopper_pearson_lower(3, 40, 0.999) == pytest.approx(0.0048746734204535)
+    assert clopper_pearson_lower(1e-7, 5, 0.999) <= 1e-7 / 5

@@ -28,7 +28,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from scipy import special, stats
+from scipy import special
 
 # Reported (not decided on) when the ceiling statistic underflows: the canary is so far under
 # the ceiling that the exact figure carries no information, and JSON has no -inf.
@@ -196,7 +196,11 @@ def clopper_pearson_lower(errors: float, requests: float, confidence: float = 0.
     x = min(max(0.0, float(errors)), n)
     if x <= 0.0:
         return 0.0
-    return float(stats.beta.ppf(1.0 - confidence, x, n - x + 1.0))
+    # The (1 - confidence) quantile of Beta(x, n - x + 1). betaincinv rather than
+    # stats.beta.ppf: for a fraction of an error (scraped counters are floats) the ppf's beta
+    # function overflows, and both return rounding noise above the true ~0 for subnormal x; a
+    # lower bound never exceeds the observed rate.
+    return min(float(special.betaincinv(x, n - x + 1.0, 1.0 - confidence)), x / n)
 
 
 @dataclass(frozen=True)
