@@ -136,6 +136,16 @@ def test_a_broken_rule_reports_its_count_rows_and_values(spec, case, rule, count
     )
 
 
+def test_validation_leaves_the_validated_frame_as_it_was(spec):
+    # GX gets one-column views of the frame, not copies: it must only read them.
+    day = _break(_break(generate_batch(pd.Timestamp("2026-03-01").date(), 1000), "null"), "range")
+    typed, _ = coerce_frame(day, spec)
+    before = typed.copy(deep=True)
+    failed = _failed(gx_suite.run_suite(gx_suite.gx_frame(typed, spec), suite_rules(spec), "v"))
+    assert len(failed) >= 2
+    pd.testing.assert_frame_equal(typed, before)
+
+
 def test_values_that_do_not_parse_are_schema_violations_with_rows(spec):
     day = generate_batch(pd.Timestamp("2026-03-01").date(), 600).astype({"support_tickets": object})
     day.loc[[7, 8], "support_tickets"] = ["lots", "1.5"]
