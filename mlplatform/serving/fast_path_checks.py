@@ -16,7 +16,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from mlplatform.serving.fast_path_steps import FastPathUnsupported
+from mlplatform.serving.fast_path_steps import FastPathUnsupported, is_nan
 
 TOLERANCE = 1e-12
 RANDOM_ROWS = 256
@@ -41,10 +41,6 @@ GENERIC_PROBES = {
 }
 
 
-def _is_nan(value) -> bool:
-    return isinstance(value, float) and math.isnan(value)
-
-
 def _fits(value, dtype: np.dtype) -> list:
     """``value`` as it can appear in a column of ``dtype`` (floats round both ways into ints)."""
     kind = dtype.kind
@@ -66,7 +62,7 @@ def _fits(value, dtype: np.dtype) -> list:
             return [math.nan]
         return [float(value)] if isinstance(value, int | float) else []
     if kind == "O":
-        return [value] if value is None or isinstance(value, str) or _is_nan(value) else []
+        return [value] if value is None or isinstance(value, str) or is_nan(value) else []
     return []
 
 

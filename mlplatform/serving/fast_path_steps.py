@@ -53,7 +53,8 @@ def _strings(values: np.ndarray, name: str) -> np.ndarray:
     return values
 
 
-def _is_nan(value) -> bool:
+def is_nan(value) -> bool:
+    """Whether a Python value is a float NaN (None and strings are not)."""
     return isinstance(value, float) and math.isnan(value)
 
 
@@ -79,7 +80,7 @@ class _DaysSince:
         values = _strings(columns[self.column], self.column)
         out = np.empty(len(values), dtype=np.float64)
         for i, value in enumerate(values):
-            if self.reference is None or value is None or _is_nan(value):
+            if self.reference is None or value is None or is_nan(value):
                 out[i] = np.nan
             elif type(value) is not str:
                 raise FastPathUnsupported(f"column {self.column!r} holds a {type(value).__name__}")
@@ -116,7 +117,7 @@ def _frequency(column: str, table: dict[str, float]) -> Callable[[Columns], np.n
         for value in _strings(columns[column], column):
             if type(value) is str:
                 out.append(table.get(value, 0.0))
-            elif value is None or _is_nan(value):
+            elif value is None or is_nan(value):
                 out.append(missing)
             else:
                 raise FastPathUnsupported(f"column {column!r} holds a {type(value).__name__}")
@@ -245,7 +246,7 @@ def _one_hot_block(columns: tuple[str, ...], steps: list) -> Block | None:
             lookup, fill, offset = lookups[j], fills[j], offsets[j]
             for i, value in enumerate(_strings(column, columns[j])):
                 # The imputer replaces NaN only (None != None is False); unknown: all zeros.
-                if _is_nan(value):
+                if is_nan(value):
                     value = fill
                 elif type(value) is not str and value is not None:
                     raise FastPathUnsupported(f"column {columns[j]!r} holds a {type(value)}")
