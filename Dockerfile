@@ -18,6 +18,10 @@ COPY mlplatform/ mlplatform/
 RUN pip install -c constraints.txt -e . \
  && mkdir -p /data/mlplatform /data/storage
 
+# Compile the drift check's numba kernels now, into the source tree's __pycache__, so that no
+# pod's first drift tick waits for the compiler.
+RUN python -c "from mlplatform.monitoring.kernels import warm; warm()"
+
 # There is no .git in the image: the commit is baked in at build time and recorded with every
 # model trained here (docker build --build-arg GIT_COMMIT=$(git rev-parse HEAD) .).
 ARG GIT_COMMIT=unknown

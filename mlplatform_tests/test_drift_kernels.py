@@ -154,3 +154,17 @@ def test_drift_report_is_the_same_from_kernels_and_from_numpy():
         assert build_profile(reference, numeric, categorical) == with_kernels
         assert feature_psi(with_kernels, batch) == report
     assert report.features["monthly_spend"].status == "drift"
+
+
+def test_warm_compiles_every_kernel_for_the_validated_dtypes():
+    kernels.warm()
+    compiled = {
+        name: getattr(kernels, name).signatures
+        for name in ("float_at_least", "integers_above", "masked_integers_above", "code_counts")
+    }
+    assert all(compiled.values()), compiled
+
+
+def test_unknown_counting_method_is_refused():
+    with pytest.raises(ValueError, match="unknown counting method 'bisect'"):
+        bin_counts(np.zeros(3), np.array([0.5]), "bisect")

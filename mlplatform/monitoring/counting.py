@@ -95,7 +95,12 @@ def bin_counts(values: np.ndarray, edges: np.ndarray, method: str = "auto") -> n
 
     Returns:
         int64 array of m + 2 counts.
+
+    Raises:
+        ValueError: An unknown ``method``.
     """
+    if method not in ("auto", "kernel", "compare", "searchsorted"):
+        raise ValueError(f"unknown counting method {method!r}")
     if method == "auto":
         method = "kernel" if values.size >= KERNEL_MIN_ROWS else "compare"
     if method == "kernel":

@@ -137,3 +137,18 @@ def code_counts(codes, size):  # pragma: no cover - compiled; its tests run it
             raise IndexError("category code out of range")
         tallies[i & 3, code] += 1
     return tallies.sum(axis=0)
+
+
+def warm() -> None:
+    """Compiles the kernels for the dtypes validation stores, or loads them from numba's cache.
+
+    A process's first drift check otherwise pays the compilation (~1 s a kernel). The image
+    build runs this, so pods start with the machine code on disk (numba keys it by CPU: a pod on
+    another CPU model compiles once more).
+    """
+    floats, edges = np.zeros(2, np.float64), np.array([0.5])
+    integers, thresholds = np.zeros(2, np.int64), np.zeros(1, np.int64)
+    float_at_least(floats, edges)
+    integers_above(integers, thresholds)
+    masked_integers_above(integers, np.zeros(2, np.bool_), thresholds)
+    code_counts(np.zeros(2, np.int8), 1)
