@@ -22,9 +22,9 @@ from mlplatform.deployment.approvals import (
     approval_for,
     parse_approvers,
     record_decision,
-    release_blocker,
     triggered_by,
 )
+from mlplatform.deployment.release import release_blocker
 from mlplatform_tests.conftest import aliases, materialized_count, retrain
 
 NAME = "approval-test"

@@ -39,7 +39,8 @@ from mlplatform.demo_release import running_server
 from mlplatform.deployment.canary_plan import CanaryPlan
 from mlplatform.deployment.canary_state import start_canary
 from mlplatform.load_command import DISTINCT_IDS, single_row_bodies, synthetic_rows
-from mlplatform.loadtest import LoadProgress, LoadReport, run_load
+from mlplatform.load_report import LoadReport
+from mlplatform.loadtest import LoadProgress, run_load
 from mlplatform.ml.alias_moves import ROLLBACK, AliasMove, move_aliases
 from mlplatform.ml.registry import CHAMPION, PREVIOUS, log_and_register, promote_to_champion
 from mlplatform.ml.training import TrainingParams, churn_scores, model_input, train_pipeline

@@ -12,14 +12,8 @@ import httpx
 import pytest
 
 from mlplatform.load_command import read_rows, single_row_bodies
-from mlplatform.loadtest import (
-    LoadReport,
-    Sample,
-    failure_kind,
-    load,
-    percentile,
-    run_load,
-)
+from mlplatform.load_report import LoadReport, Sample, failure_kind, percentile
+from mlplatform.loadtest import load, run_load
 
 
 @pytest.mark.parametrize(

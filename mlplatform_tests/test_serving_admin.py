@@ -20,7 +20,8 @@ from mlplatform.serving import admin
 from mlplatform.serving.admin import ADMIN_TOKEN_VAR, token_matches
 from mlplatform.serving.app import ServingSettings, create_app
 from mlplatform.serving.routing import arm_for
-from mlplatform.serving.slots import CANARY_TAG, ModelSlots, NoCanaryError
+from mlplatform.serving.slot_state import CANARY_TAG, NoCanaryError
+from mlplatform.serving.slots import ModelSlots
 
 pytestmark = pytest.mark.security
 

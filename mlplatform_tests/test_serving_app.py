@@ -20,7 +20,7 @@ from mlplatform.deployment.parity import compare_environments, training_environm
 from mlplatform.ml.registry import promote_to_champion
 from mlplatform.serving.app import ServingSettings, create_app
 from mlplatform.serving.routing import arm_for
-from mlplatform.serving.slots import CANARY_TAG
+from mlplatform.serving.slot_state import CANARY_TAG
 from mlplatform_tests.conftest import TEST_DAYS, isolated_platform, load_days, retrain, write_spec
 
 MODEL = "mlplatform-synthetic_churn"

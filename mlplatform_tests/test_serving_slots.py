@@ -12,7 +12,8 @@ from fastapi.testclient import TestClient
 
 from mlplatform.serving.app import ServingSettings, create_app
 from mlplatform.serving.batching import churn_scores
-from mlplatform.serving.slots import CANARY_TAG, ModelSlots, canary_assignment
+from mlplatform.serving.slot_state import CANARY_TAG, canary_assignment
+from mlplatform.serving.slots import ModelSlots
 
 ROWS = {"inputs": [{"customer_id": "c-1", "x": 1.0}, {"customer_id": "c-2", "x": 2.0}]}
 

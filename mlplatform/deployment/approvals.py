@@ -298,33 +298,6 @@ def rolled_back_after(approval: Approval, tags: dict[str, str]) -> datetime | No
     return None
 
 
-def release_blocker(
-    approval: Approval, tags: dict[str, str], approvers: Iterable[str]
-) -> str | None:
-    """Why an approved version must not be released now (None: it may be).
-
-    Re-checked at release time, because tags can be edited outside this module: the approver
-    must still be on the list and not be the trainer, the deploy gates must have passed, and a
-    version rolled back after its approval (automatically by the canary, or by hand) needs a
-    new one.
-    """
-    if approval.by not in parse_approvers(approvers):
-        return f"approved by {approval.by!r}, who is not on the approvers list"
-    trainer = tags.get(TRIGGERED_BY_TAG, "")
-    if not trainer.strip() or trainer.casefold() == approval.by.casefold():
-        return f"approved by {approval.by!r}, but the trainer is {trainer or 'unknown'} (four eyes)"
-    failures = gate_failures(tags)
-    if failures:
-        return "deploy gate(s) not passed: " + "; ".join(failures)
-    latest = rolled_back_after(approval, tags)
-    if latest is not None:
-        return (
-            f"rolled back at {latest.isoformat()} after its approval at {approval.at}: it needs "
-            "a new approval"
-        )
-    return None
-
-
 def _instant(text: str) -> datetime:
     moment = datetime.fromisoformat(text)
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

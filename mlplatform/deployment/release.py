@@ -10,6 +10,7 @@ acts, the other getting a conflict.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -17,10 +18,12 @@ from mlflow import MlflowClient
 
 from mlplatform.deployment.approvals import (
     APPROVAL_LEASE,
+    TRIGGERED_BY_TAG,
     Approval,
     approval_from_tags,
     gate_failures,
-    release_blocker,
+    parse_approvers,
+    rolled_back_after,
 )
 from mlplatform.deployment.canary_state import DEPLOY_LEASE, LEASE_WAIT_SECONDS, start_canary
 from mlplatform.deployment.locks import ConflictError, held
@@ -136,3 +139,30 @@ def release(
             return ReleaseOutcome(CANARY, reason, approval)
         promote_to_champion(client, name, version)
         return ReleaseOutcome(PROMOTED, evaluation.reason, approval)
+
+
+def release_blocker(
+    approval: Approval, tags: dict[str, str], approvers: Iterable[str]
+) -> str | None:
+    """Why an approved version must not be released now (None: it may be).
+
+    Re-checked at release time, because tags can be edited outside this module: the approver
+    must still be on the list and not be the trainer, the deploy gates must have passed, and a
+    version rolled back after its approval (automatically by the canary, or by hand) needs a
+    new one.
+    """
+    if approval.by not in parse_approvers(approvers):
+        return f"approved by {approval.by!r}, who is not on the approvers list"
+    trainer = tags.get(TRIGGERED_BY_TAG, "")
+    if not trainer.strip() or trainer.casefold() == approval.by.casefold():
+        return f"approved by {approval.by!r}, but the trainer is {trainer or 'unknown'} (four eyes)"
+    failures = gate_failures(tags)
+    if failures:
+        return "deploy gate(s) not passed: " + "; ".join(failures)
+    latest = rolled_back_after(approval, tags)
+    if latest is not None:
+        return (
+            f"rolled back at {latest.isoformat()} after its approval at {approval.at}: it needs "
+            "a new approval"
+        )
+    return None

@@ -32,7 +32,8 @@ from collections.abc import Mapping
 from fastapi import APIRouter, Depends, HTTPException, Request
 from starlette.concurrency import run_in_threadpool
 
-from mlplatform.serving.slots import ModelSlots, NoCanaryError, RegistryReadError, SlotState
+from mlplatform.serving.slot_state import NoCanaryError, RegistryReadError, SlotState
+from mlplatform.serving.slots import ModelSlots
 
 logger = logging.getLogger(__name__)
 

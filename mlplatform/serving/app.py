@@ -35,7 +35,8 @@ from mlplatform.serving.payload import (
     read_table,
 )
 from mlplatform.serving.routing import CANARY, CHAMPION, arm_for
-from mlplatform.serving.slots import LoadedModel, ModelSlots, SlotState
+from mlplatform.serving.slot_state import LoadedModel, SlotState
+from mlplatform.serving.slots import ModelSlots
 
 logger = logging.getLogger(__name__)
 
