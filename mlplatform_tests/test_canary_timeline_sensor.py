@@ -20,7 +20,7 @@ from mlplatform.defs.deployment.resources import DeploymentPolicy
 from mlplatform.defs.deployment.sensors import TIMELINE_ARTIFACT, canary_sensor
 from mlplatform.defs.training.resources import MLflowResource
 from mlplatform.deployment.canary_plan import CanaryPlan
-from mlplatform.deployment.canary_state import load_state, start_canary
+from mlplatform.deployment.canary_state import abort_canary, load_state, start_canary
 from mlplatform.ml.registry import CHAMPION, promote_to_champion, version_for_alias
 from mlplatform_tests.tiny_registry import build_template, copy_registry
 
@@ -187,6 +187,50 @@ def test_a_rollback_logs_its_timeline_and_a_second_release_of_the_version_starts
         start_canary(client, NAME, "3", PLAN, started_by="second release")
         again = _tick(instance, uri, metrics.url)
     assert (again["action"].value, again["timeline_ticks"].value) == ("hold", 1)
+
+
+def test_a_canary_stopped_by_hand_gets_its_timeline_closed_and_logged_once(
+    registry, metrics, tmp_path
+):
+    uri, client, run_id = registry
+    start_canary(client, NAME, "3", PLAN, started_by="deploy run")
+    with dg.instance_for_test(temp_dir=_storage(tmp_path)) as instance:
+        _tick(instance, uri, metrics.url)
+        metrics.serve("canary", 40)
+        metrics.serve("champion", 40)
+        _tick(instance, uri, metrics.url)
+        # What `mlplatform rollback` does to a running canary, between two controller ticks.
+        abort_canary(client, NAME, "rollback: complaints from the support team")
+        closing = _tick(instance, uri, metrics.url)
+        context = dg.build_sensor_context(
+            instance=instance,
+            resources={
+                "dataset": DatasetResource(),
+                "mlflow_tracking": MLflowResource(tracking_uri=uri),
+                "deployment": DeploymentPolicy(serving_url=metrics.url),
+            },
+        )
+        again = canary_sensor(context)
+    assert closing["action"].value == "aborted" and closing["status"].value == "rolled_back"
+    assert "complaints from the support team" in closing["reason"].value
+    assert closing["timeline_ticks"].value == 2
+    decoded_png(inline_png(closing["timeline"].value))
+    assert closing["timeline_artifact"].value == f"runs:/{run_id}/{TIMELINE_ARTIFACT}"
+    assert _logged_ticks(client, run_id, tmp_path) == ["hold", "advance"]
+    assert isinstance(again, dg.SkipReason) and "no canary running" in again.skip_message
+
+
+def test_a_canary_stopped_before_its_first_tick_is_recorded_without_a_picture(
+    registry, metrics, tmp_path
+):
+    uri, client, run_id = registry
+    start_canary(client, NAME, "3", PLAN, started_by="deploy run")
+    abort_canary(client, NAME, "rollback: wrong version released")
+    with dg.instance_for_test(temp_dir=_storage(tmp_path)) as instance:
+        closing = _tick(instance, uri, metrics.url)
+    assert (closing["action"].value, closing["timeline_ticks"].value) == ("aborted", 0)
+    assert "timeline" not in closing and "timeline_error" not in closing
+    assert _artifacts(client, run_id) == set()
 
 
 def test_a_timeline_mlflow_cannot_take_does_not_lose_the_decision(

@@ -158,18 +158,79 @@ def _timeline_metadata(context, mlflow_tracking, client, decision) -> dict:
         "canary_started_at": state.started_at,
         "tick": dg.MetadataValue.json(tick.to_dict()),
     }
+    finished = decision.action in ("promote", "rollback")
+    return {
+        **metadata,
+        **_drawn_timeline(context, mlflow_tracking, client, state, [tick], finished),
+    }
+
+
+def _drawn_timeline(context, mlflow_tracking, client, state, new_ticks: list, log: bool) -> dict:
+    """The timeline (earlier ticks and ``new_ticks``) as a picture, logged to MLflow if ``log``."""
+    metadata = {}
     # The decision is already carried out: a picture that fails must not lose its record.
     try:
-        ticks = [*_earlier_ticks(context.instance, state), tick]
-        figure, metadata["timeline"] = _timeline(state, ticks)
+        ticks = [*_earlier_ticks(context.instance, state), *new_ticks]
         metadata["timeline_ticks"] = len(ticks)
-        if decision.action in ("promote", "rollback"):
-            where = _log_timeline(mlflow_tracking, client, state, figure, ticks)
-            metadata["timeline_artifact"] = where
+        if not ticks:  # stopped before the controller's first tick: nothing to draw
+            return metadata
+        figure, metadata["timeline"] = _timeline(state, ticks)
+        if log:
+            metadata["timeline_artifact"] = _log_timeline(
+                mlflow_tracking, client, state, figure, ticks
+            )
     except Exception as exc:  # noqa: BLE001 - reported, and the observation still goes out
         context.log.warning(f"canary v{state.version}: timeline not drawn or logged: {exc!r}")
         metadata["timeline_error"] = repr(exc)[:500]
     return metadata
+
+
+def _stopped_by_hand(context, mlflow_tracking, client, name: str):
+    """The closing observation of a canary stopped by hand (a rollback while it ran): its
+    timeline up to the stop, in the UI and in MLflow, recorded once; None when there is none."""
+    from mlplatform.deployment.canary_state import load_state
+
+    state = load_state(client, name)
+    if state is None or not state.history or state.history[-1].get("event") != "aborted":
+        return None
+    if _stop_recorded(context.instance, state):
+        return None
+    reason = f"stopped by hand: {state.history[-1].get('reason', 'no reason given')}"
+    metadata = {
+        "canary_version": state.version,
+        "champion_version": state.champion_version or "none",
+        "action": "aborted",
+        "status": state.status,
+        "weight": state.weight,
+        "step": state.step,
+        "reason": reason,
+        "canary_started_at": state.started_at,
+        **_drawn_timeline(context, mlflow_tracking, client, state, [], log=True),
+    }
+    observation = dg.AssetObservation(
+        asset_key="deployed_model", description=reason, metadata=metadata
+    )
+    context.log.info(f"canary v{state.version}: {reason}")
+    return dg.SensorResult(skip_reason=reason, asset_events=[observation])
+
+
+def _stop_recorded(instance: dg.DagsterInstance, state) -> bool:
+    """Whether an observation already closed this canary's timeline after a stop by hand."""
+    records = instance.fetch_observations(
+        dg.AssetRecordsFilter(
+            asset_key=dg.AssetKey("deployed_model"),
+            after_timestamp=state.started_at - CLOCK_SKEW_SECONDS,
+        ),
+        limit=MAX_TIMELINE_TICKS,
+    ).records
+    for record in records:
+        metadata = record.asset_observation.metadata
+        if metadata.get("action") is None or metadata["action"].value != "aborted":
+            continue
+        started = metadata.get("canary_started_at")
+        if started is not None and abs(started.value - state.started_at) < 1e-3:
+            return True
+    return False
 
 
 @dg.sensor(
@@ -198,7 +259,8 @@ def canary_sensor(
         return dg.SkipReason("; ".join([*repaired, skipped]))
     decision = _tick_canary(client, name, deployment.serving_url)
     if decision is None:
-        return dg.SkipReason(f"{name} has no canary running")
+        stopped = _stopped_by_hand(context, mlflow_tracking, client, name)
+        return stopped or dg.SkipReason(f"{name} has no canary running")
     state = decision.new_state
     observation = dg.AssetObservation(
         asset_key="deployed_model",
