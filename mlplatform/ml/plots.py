@@ -46,10 +46,25 @@ def roc_figure(labels: np.ndarray, curves: dict[str, tuple[np.ndarray, AucEstima
     return figure
 
 
+# Line plots use a handful of colours plus anti-aliasing shades: 64 look the same as millions.
+PNG_COLOURS = 64
+
+
 def png_bytes(figure) -> bytes:
-    """The figure as PNG bytes."""
+    """The figure as a PNG with a ``PNG_COLOURS``-colour palette.
+
+    ~4x smaller than matplotlib's RGBA PNG and the same to the eye; it matters because a
+    picture in asset metadata is stored in the instance's event log on every observation (a
+    canary tick every 15 s for hours).
+    """
+    from PIL import Image  # matplotlib's own dependency
+
+    rendered = io.BytesIO()
+    figure.savefig(rendered, format="png")
+    image = Image.open(io.BytesIO(rendered.getvalue())).convert("RGB")
+    palette = image.quantize(colors=PNG_COLOURS, method=Image.Quantize.MEDIANCUT)
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
+    palette.save(buffer, format="PNG", optimize=True)
     return buffer.getvalue()
 
 
