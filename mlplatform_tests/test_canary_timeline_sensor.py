@@ -101,9 +101,8 @@ def metrics():
     fake.close()
 
 
-def _tick(instance, uri: str, url: str):
-    """One canary_sensor evaluation; its observation is recorded as the daemon would."""
-    context = dg.build_sensor_context(
+def _context(instance, uri: str, url: str):
+    return dg.build_sensor_context(
         instance=instance,
         resources={
             "dataset": DatasetResource(),  # synthetic_churn: the model is NAME
@@ -111,7 +110,11 @@ def _tick(instance, uri: str, url: str):
             "deployment": DeploymentPolicy(serving_url=url),
         },
     )
-    result = canary_sensor(context)
+
+
+def _tick(instance, uri: str, url: str):
+    """One canary_sensor evaluation; its observation is recorded as the daemon would."""
+    result = canary_sensor(_context(instance, uri, url))
     (observation,) = result.asset_events
     instance.report_runless_asset_event(observation)
     return observation.metadata
@@ -202,15 +205,7 @@ def test_a_canary_stopped_by_hand_gets_its_timeline_closed_and_logged_once(
         # What `mlplatform rollback` does to a running canary, between two controller ticks.
         abort_canary(client, NAME, "rollback: complaints from the support team")
         closing = _tick(instance, uri, metrics.url)
-        context = dg.build_sensor_context(
-            instance=instance,
-            resources={
-                "dataset": DatasetResource(),
-                "mlflow_tracking": MLflowResource(tracking_uri=uri),
-                "deployment": DeploymentPolicy(serving_url=metrics.url),
-            },
-        )
-        again = canary_sensor(context)
+        again = canary_sensor(_context(instance, uri, metrics.url))
     assert closing["action"].value == "aborted" and closing["status"].value == "rolled_back"
     assert "complaints from the support team" in closing["reason"].value
     assert closing["timeline_ticks"].value == 2

@@ -77,20 +77,24 @@ def _tick_canary(client, name: str, serving_url: str):
     return decision
 
 
-def _earlier_ticks(instance: dg.DagsterInstance, state) -> list:
-    """This canary's ticks recorded in earlier observations, oldest first (they outlive the
-    daemon: the instance's event log keeps them)."""
-    from mlplatform.deployment.timeline_plot import CanaryTick
-
-    records = instance.fetch_observations(
+def _observations_since_start(instance: dg.DagsterInstance, state) -> list:
+    """``deployed_model``'s observations since the canary started, newest first."""
+    return instance.fetch_observations(
         dg.AssetRecordsFilter(
             asset_key=dg.AssetKey("deployed_model"),
             after_timestamp=state.started_at - CLOCK_SKEW_SECONDS,
         ),
         limit=MAX_TIMELINE_TICKS,
     ).records
+
+
+def _earlier_ticks(instance: dg.DagsterInstance, state) -> list:
+    """This canary's ticks recorded in earlier observations, oldest first (they outlive the
+    daemon: the instance's event log keeps them)."""
+    from mlplatform.deployment.timeline_plot import CanaryTick
+
     ticks = []
-    for record in reversed(records):
+    for record in reversed(_observations_since_start(instance, state)):
         metadata = record.asset_observation.metadata
         if "tick" not in metadata or "canary_started_at" not in metadata:
             continue
@@ -216,14 +220,7 @@ def _stopped_by_hand(context, mlflow_tracking, client, name: str):
 
 def _stop_recorded(instance: dg.DagsterInstance, state) -> bool:
     """Whether an observation already closed this canary's timeline after a stop by hand."""
-    records = instance.fetch_observations(
-        dg.AssetRecordsFilter(
-            asset_key=dg.AssetKey("deployed_model"),
-            after_timestamp=state.started_at - CLOCK_SKEW_SECONDS,
-        ),
-        limit=MAX_TIMELINE_TICKS,
-    ).records
-    for record in records:
+    for record in _observations_since_start(instance, state):
         metadata = record.asset_observation.metadata
         if metadata.get("action") is None or metadata["action"].value != "aborted":
             continue
