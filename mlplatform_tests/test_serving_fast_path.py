@@ -5,71 +5,32 @@ from __future__ import annotations
 import logging
 import math
 from datetime import date
-from types import SimpleNamespace
 
-import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from mlflow.models import infer_signature
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.pipeline import Pipeline
 
-from mlplatform.datasets.spec import load_spec
-from mlplatform.datasets.synthetic import generate_batch
-from mlplatform.datasets.validation import enforce_spec
-from mlplatform.ml.training import TrainingParams, build_pipeline, labels, model_input
 from mlplatform.serving import fast_path_models, fast_path_steps
-from mlplatform.serving.app import ServingSettings, create_app
 from mlplatform.serving.batching import FAST_PATH_MAX_ROWS, ScoringFailure, score_frames
 from mlplatform.serving.fast_path import (
     FastPathUnsupported,
     compile_row_scorer,
-    row_scorer_for_model,
 )
 from mlplatform.serving.fast_path_checks import DATE_PROBES
-from mlplatform.serving.frame import parse_payload
-from mlplatform.serving.slots import ModelSlots
+from mlplatform_tests.fast_path_training import ESTIMATORS, train_pipelines
 
-ESTIMATORS = ("gradient_boosting", "logistic_regression")
 CATEGORIES = ["monthly", "annual", "multi-year", "north", "south", "east", "west", "central"]
 CATEGORIES += ["card", "bank_transfer", "invoice", "electronic_check", "", "atlantis"]
-
-
-def _with_gaps(frame: pd.DataFrame, seed: int) -> pd.DataFrame:
-    """Rows with missing floats, categories and dates, and unseen categories, as clients send."""
-    rng = np.random.default_rng(seed)
-    out = frame.reset_index(drop=True).copy()
-    for column, missing in [
-        ("monthly_spend", np.nan),
-        ("contract_type", None),
-        ("region", None),
-        ("payment_method", np.nan),
-        ("signup_date", None),
-    ]:
-        out.loc[rng.random(len(out)) < 0.15, column] = missing
-    out.loc[rng.random(len(out)) < 0.1, "region"] = "atlantis"
-    out.loc[rng.random(len(out)) < 0.1, "signup_date"] = "not a date"
-    return out
 
 
 @pytest.fixture(scope="module")
 def trained():
     """Both estimators fitted on synthetic rows with gaps, and fresh rows to score."""
-    spec = load_spec("synthetic_churn")
-    train = enforce_spec(generate_batch(date(2026, 1, 2), 1500), spec, "train")[0]
-    inputs = _with_gaps(model_input(train, spec), seed=1)
-    pipelines = {
-        name: build_pipeline(spec, TrainingParams(name, max_iter=60)).fit(
-            inputs, labels(train, spec)
-        )
-        for name in ESTIMATORS
-    }
-    holdout = enforce_spec(generate_batch(date(2026, 1, 9), 600), spec, "holdout")[0]
-    return pipelines, model_input(train, spec).head(5), _with_gaps(model_input(holdout, spec), 2)
+    return train_pipelines()
 
 
 @pytest.fixture(scope="module")
@@ -284,64 +245,3 @@ def test_small_batches_use_the_fast_path_and_a_refused_one_falls_back(trained, s
     assert nan == expected
     failing = score_frames(Counting(None), "1", [frames[0]], broken)
     assert failing == [ScoringFailure("exception", "model failed: AttributeError")]
-
-
-@pytest.fixture(scope="module")
-def saved_model(tmp_path_factory, trained) -> str:
-    """The gradient-boosting pipeline saved as an MLflow model, as training logs it."""
-    pipelines, sample, _ = trained
-    pipeline = pipelines["gradient_boosting"]
-    path = tmp_path_factory.mktemp("fast-path") / "model"
-    mlflow.sklearn.save_model(
-        pipeline,
-        path,
-        signature=infer_signature(sample, pipeline.predict_proba(sample)[:, 1]),
-        input_example=sample,
-        pyfunc_predict_fn="predict_proba",
-        serialization_format="cloudpickle",
-        pip_requirements=["scikit-learn"],  # not inferred: that loads the model in a subprocess
-    )
-    return str(path)
-
-
-@pytest.fixture
-def served(saved_model, trained):
-    """The pipeline and the saved model loaded as a pyfunc, as serving loads it."""
-    return trained[0]["gradient_boosting"], mlflow.pyfunc.load_model(saved_model)
-
-
-def test_the_fast_path_of_a_pyfunc_is_verified_against_the_pyfunc(served, caplog):
-    _, model = served
-    with caplog.at_level(logging.INFO, logger="mlplatform.serving.fast_path"):
-        assert row_scorer_for_model(model, "churn v1") is not None
-    assert "churn v1: fast path on" in caplog.text
-    assert row_scorer_for_model(SimpleNamespace(predict=lambda frame: None)) is None
-    model.input_example = None
-    assert row_scorer_for_model(model) is None
-
-
-class Registry:
-    def get_registered_model(self, name):
-        return SimpleNamespace(aliases={"champion": "1", "previous": "2"}, tags={})
-
-
-def test_the_server_scores_small_requests_with_the_fast_path_and_says_so(
-    served, trained, monkeypatch
-):
-    pipeline, model = served
-    calls = []
-    predict = model.predict
-    other = SimpleNamespace(predict=lambda frame: pipeline.predict_proba(frame))
-    slots = ModelSlots(Registry(), "churn", loader=lambda name, v: {"1": model, "2": other}[v])
-    settings = ServingSettings(tracking_uri="unused", model_name="churn", max_rows=1000)
-    rows = trained[2].head(FAST_PATH_MAX_ROWS + 10)
-    records = rows.astype(object).where(rows.notna(), None).to_dict(orient="records")
-    with TestClient(create_app(settings, slots)) as client:
-        assert client.get("/health").json()["fast_path"] == {"1": True, "2": False}
-        monkeypatch.setattr(model, "predict", lambda f, *a, **k: calls.append(len(f)) or predict(f))
-        for body in (records[:1], records[:20], records):
-            answer = client.post("/invocations", json={"dataframe_records": body})
-            assert answer.status_code == 200
-            frame = parse_payload({"dataframe_records": body}, model.metadata.signature)
-            assert answer.json()["predictions"] == pipeline.predict_proba(frame)[:, 1].tolist()
-    assert calls == [len(records)]  # only the request above FAST_PATH_MAX_ROWS reached predict

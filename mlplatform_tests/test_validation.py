@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from datetime import date
 
 import numpy as np
@@ -11,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mlplatform.datasets.spec import load_spec, parse_spec
+from mlplatform.datasets.spec import load_spec
 from mlplatform.datasets.synthetic import generate_batch
 from mlplatform.datasets.validation import (
     SAMPLE_SIZE,
@@ -164,37 +163,6 @@ def test_blank_text_in_non_nullable_column_counts_as_missing(clean, spec):
     assert ("payment_method", "not_null", (8,)) in found
 
 
-def _tiny_spec(name: str, **columns):
-    """A one-row-minimum spec with an id, a boolean label and the given columns."""
-    return parse_spec(
-        {
-            "name": name,
-            "source": {"kind": "csv"},
-            "id_column": "id",
-            "label_column": "y",
-            "min_rows": 1,
-            "columns": {"id": {"type": "string"}, "y": {"type": "boolean"}, **columns},
-        }
-    )
-
-
-NULLABLE_SPEC = _tiny_spec(
-    "tiny",
-    amount={"type": "float", "nullable": True},
-    colour={"type": "category", "domain": ["red"], "nullable": True},
-)
-
-
-@pytest.mark.parametrize("column", ["amount", "colour"])
-def test_blank_text_in_nullable_column_is_accepted_as_missing(column):
-    frame = pd.DataFrame(
-        {"id": ["a", "b"], "y": [True, False], "amount": ["1.5", "2"], "colour": ["red", "red"]}
-    )
-    frame.loc[1, column] = " "
-    typed, _ = enforce_spec(frame, NULLABLE_SPEC, SOURCE)
-    assert pd.isna(typed.loc[1, column])
-
-
 def test_missing_required_column_is_named(clean, spec):
     with pytest.raises(DataValidationError) as info:
         enforce_spec(clean.drop(columns=["region", "churned"]), spec, SOURCE)
@@ -297,37 +265,3 @@ def test_huge_number_in_integer_column_is_reported_not_crashing(clean, spec):
     clean.loc[3, "tenure_months"] = "1e30"
     with pytest.raises(DataValidationError, match="tenure_months"):
         enforce_spec(clean, spec, SOURCE)
-
-
-BOOL_SPEC = _tiny_spec("flags", flag={"type": "boolean", "nullable": True})
-
-
-def test_a_zero_one_column_with_a_blank_reads_as_booleans():
-    # pandas reads a 0/1 column with a blank as float: 1.0, 0.0 and NaN.
-    frame = pd.read_csv(io.StringIO("id,y,flag\na,1,1\nb,0,0\nc,1,\n"))
-    assert frame["flag"].dtype == "float64"
-    typed, report = enforce_spec(frame, BOOL_SPEC, SOURCE)
-    assert report.ok
-    assert typed["flag"].tolist() == [True, False, pd.NA]
-    assert typed["y"].tolist() == [True, False, True]
-
-
-def test_numbers_and_text_mixed_in_a_boolean_column_convert():
-    frame = pd.DataFrame(
-        {"id": list("abcdef"), "y": [1, 0, 1, 0, 1, 0], "flag": [1, 0.0, "yes", True, None, "0"]}
-    )
-    typed, report = enforce_spec(frame, BOOL_SPEC, SOURCE)
-    assert report.ok
-    assert typed["flag"].tolist() == [True, False, True, True, pd.NA, False]
-
-
-@pytest.mark.parametrize(
-    ("values", "rows", "shown"),
-    [([1.0, 2.0, 0.5, None], (1, 2), ("2.0", "0.5")), ([1, 0, -1, 3], (2, 3), ("-1", "3"))],
-)
-def test_numbers_other_than_zero_and_one_are_not_booleans(values, rows, shown):
-    frame = pd.DataFrame({"id": list("abcd"), "y": [True] * 4, "flag": values})
-    _, report = validate_frame(frame, BOOL_SPEC, SOURCE)
-    assert [(v.column, v.rule, v.rows, v.values) for v in report.errors] == [
-        ("flag", "type", rows, shown)
-    ]
