@@ -90,6 +90,16 @@ def small_spec(tmp_path) -> Path:
     return write_spec(tmp_path, top={"training_window_days": len(TEST_DAYS)})
 
 
+@pytest.fixture
+def mlflow_globals():
+    """Puts MLflow's process-global URIs back after a test that uses the MLflow resource."""
+    # Imported here: conftest stays free of MLflow, which the pure unit tests never load.
+    from mlplatform_tests.registry_faults import restored_mlflow_globals
+
+    with restored_mlflow_globals():
+        yield
+
+
 def isolated_platform(root: Path, dataset: Path | str) -> Platform:
     """An isolated platform under ``root`` (its env is not applied to os.environ here)."""
     env = {

@@ -54,7 +54,6 @@ from mlplatform_tests.registry_faults import (
     CrashingClient,
     Killed,
     build_registry,
-    restored_mlflow_globals,
 )
 
 pytestmark = pytest.mark.fault
@@ -81,13 +80,6 @@ def new_registry(template_db, tmp_path):
         return uri, MlflowClient(tracking_uri=uri, registry_uri=uri)
 
     return make
-
-
-@pytest.fixture
-def mlflow_globals():
-    """Puts MLflow's process-global URIs back after a test that uses the MLflow resource."""
-    with restored_mlflow_globals():
-        yield
 
 
 def scrape(canary: float, champion: float) -> dict[str, ArmCounts]:

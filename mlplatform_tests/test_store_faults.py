@@ -29,19 +29,12 @@ from mlplatform.ml.store_calls import (
 )
 from mlplatform_tests.registry_faults import (
     build_registry,
-    restored_mlflow_globals,
     sql_store_failure,
 )
 
 pytestmark = pytest.mark.fault
 
 NAME = "faults"
-
-
-@pytest.fixture
-def mlflow_globals():
-    with restored_mlflow_globals():
-        yield
 
 
 @pytest.fixture(scope="module")

@@ -15,17 +15,11 @@ from mlflow.exceptions import MlflowException
 from mlplatform.defs.training.resources import MLflowResource
 from mlplatform.ml.registry import CHAMPION, promote_to_champion
 from mlplatform.ml.retry import StoreUnavailableError
-from mlplatform_tests.registry_faults import closed_port, restored_mlflow_globals
+from mlplatform_tests.registry_faults import closed_port
 
 pytestmark = pytest.mark.fault
 
 NAME = "faults"
-
-
-@pytest.fixture
-def mlflow_globals():
-    with restored_mlflow_globals():
-        yield
 
 
 def test_a_stopped_tracking_server_fails_training_and_deploy_fast_and_clearly(mlflow_globals):
